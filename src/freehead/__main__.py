@@ -1,0 +1,3 @@
+from freehead.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,204 @@
+"""The ``freehead`` command line: a thin layer over the Python API."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from freehead.errors import FreeheadError
+
+log = logging.getLogger("freehead")
+
+
+def _add_data(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("data", help="sample data and dataset utilities")
+    dsub = p.add_subparsers(dest="data_command", required=True)
+    f = dsub.add_parser("fetch-samples", help="fetch the sample videos and portraits")
+    f.add_argument("--dir", default="data/samples", help="where to put them (default: %(default)s)")
+    f.set_defaults(func=_cmd_fetch_samples)
+    m = dsub.add_parser(
+        "mean-shape", help="build a canonical mean face shape by generalised Procrustes"
+    )
+    m.add_argument("inputs", nargs="+", help="videos, frame folders or images")
+    m.add_argument("--out", required=True, help="the .npz file to write")
+    m.add_argument(
+        "--looks-at-camera",
+        action="append",
+        default=None,
+        metavar="INPUT",
+        help="an input whose subject faces and looks into the camera on average; these set "
+        "zero pitch and zero gaze (repeatable; default: all inputs)",
+    )
+    m.add_argument("--stride", type=int, default=4, help="use every N-th tracked frame")
+    m.add_argument("--max-frames", type=int, default=None, help="frames per input at most")
+    m.set_defaults(func=_cmd_mean_shape)
+
+
+def _add_preprocess(sub: argparse._SubParsersAction) -> None:
+    from freehead.perception.crop import CropConfig
+
+    d = CropConfig()
+    p = sub.add_parser(
+        "preprocess",
+        help="turn talking-face videos into a labelled dataset of face crops",
+        description="Videos, frame folders, images or folder trees of them in; a dataset "
+        "folder out. Under a folder input, the top folder is the identity "
+        "(VoxCeleb's id/video/clip layout works as it is). Finished clips are skipped.",
+    )
+    p.add_argument("inputs", nargs="+", help="videos, frame folders, images or folders of them")
+    p.add_argument("--out", required=True, help="the dataset folder")
+    p.add_argument("--size", type=int, default=256, help="crop side in pixels (default: 256)")
+    p.add_argument("--shard", default="0/1", help="i/n: process every n-th source from the i-th")
+    p.add_argument("--max-frames", type=int, default=None, help="frames per source at most")
+    p.add_argument("--clip-frames", type=int, default=0, help="cut sources into clips of N frames")
+    p.add_argument(
+        "--heldout",
+        action="append",
+        default=[],
+        metavar="PATTERN",
+        help="clips whose name matches this glob go to the held-out split (repeatable)",
+    )
+    p.add_argument("--identity", default=None, help="the identity of every input")
+    p.add_argument("--mean-shape", default=None, help="mean shape .npz (default: the dataset's "
+                   "own, else the one shipped with freehead)")  # fmt: skip
+    p.add_argument("--crop-scale", type=float, default=d.size_iod,
+                   help="crop side in eye-corner distances (default: %(default)s)")  # fmt: skip
+    p.add_argument("--smooth", type=float, default=d.smooth_seconds,
+                   help="crop smoothing in seconds (default: %(default)s)")  # fmt: skip
+    p.add_argument("--workers", type=int, default=1, help="processes (default: 1)")
+    p.add_argument("--json", default=None, help="write the run's summary here")
+    p.set_defaults(func=_cmd_preprocess)
+
+
+def _add_inspect(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("inspect", help="draw a dataset clip's labels on its crops")
+    p.add_argument("dataset")
+    p.add_argument("--clip", required=True, help="clip name, as in the manifest")
+    p.add_argument("--out", required=True, help="PNG file to write")
+    p.add_argument("--count", type=int, default=16, help="frames to show (default: 16)")
+    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    p.set_defaults(func=_cmd_inspect)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from freehead import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="freehead", description="Talking-head synthesis with explicit gaze control."
+    )
+    parser.add_argument("--version", action="version", version=f"freehead {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="more logging")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_data(sub)
+    _add_preprocess(sub)
+    _add_inspect(sub)
+    return parser
+
+
+def _cmd_fetch_samples(args: argparse.Namespace) -> int:
+    from freehead.data.samples import fetch_samples
+
+    result = fetch_samples(args.dir)
+    if result["written"]:
+        log.info("wrote %s", ", ".join(result["written"]))  # type: ignore[arg-type]
+    print(f"sample data ready in {result['folder']} ({len(result['files'])} files)")  # type: ignore[arg-type]
+    return 0
+
+
+def _cmd_mean_shape(args: argparse.Namespace) -> int:
+    from freehead.perception.shape import mean_shape_from_sources
+
+    out = Path(args.out)
+    shape, count = mean_shape_from_sources(
+        args.inputs, args.looks_at_camera, args.stride, args.max_frames
+    )
+    shape.save(out)
+    print(f"wrote {out}: mean of {count} frames, digest {shape.digest}")
+    return 0
+
+
+def _cmd_preprocess(args: argparse.Namespace) -> int:
+    from freehead.data.preprocess import PreprocessOptions, parse_shard, preprocess
+    from freehead.perception.crop import CropConfig
+
+    options = PreprocessOptions(
+        size=args.size,
+        crop=CropConfig(size_iod=args.crop_scale, smooth_seconds=args.smooth),
+        clip_frames=args.clip_frames,
+        max_frames=args.max_frames,
+        heldout=tuple(args.heldout),
+    )
+    if args.max_frames is not None and args.max_frames < 1:
+        raise FreeheadError("--max-frames must be at least 1")
+    summary = preprocess(
+        args.inputs,
+        args.out,
+        options,
+        mean_shape_path=args.mean_shape,
+        shard=parse_shard(args.shard),
+        identity=args.identity,
+        workers=args.workers,
+        show_progress=sys.stderr.isatty(),
+    )
+    if args.json:
+        from freehead.io_utils import atomic_write_json
+
+        atomic_write_json(Path(args.json), summary)
+    fps = summary["frames_per_second"]
+    print(
+        f"{summary['clips']} clip(s), {summary['frames']} frames, "
+        f"{summary['frames_with_face']} with a face"
+        + (f", {fps} frames/s" if fps else "")
+        + f" -> {summary['dataset']}"
+    )
+    failed = summary["failed"]
+    if failed:
+        for f in failed:  # type: ignore[union-attr]
+            print(f"freehead: error: {f['error']}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _cmd_inspect(args: argparse.Namespace) -> int:
+    import cv2
+
+    from freehead.io_utils import atomic_path
+    from freehead.visualize import inspect_clip
+
+    out = Path(args.out)
+    if out.suffix.lower() != ".png":
+        raise FreeheadError(f"--out must be a .png file, not {out.name}")
+    if out.exists() and not args.overwrite:
+        raise FreeheadError(f"{out} exists; pass --overwrite to replace it")
+    image = inspect_clip(args.dataset, args.clip, args.count)
+    with atomic_path(out, suffix=".png") as tmp:
+        if not cv2.imwrite(str(tmp), cv2.cvtColor(image, cv2.COLOR_RGB2BGR)):
+            raise FreeheadError(f"could not write {out}")
+    print(f"wrote {out}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return int(args.func(args))
+    except FreeheadError as e:
+        print(f"freehead: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("freehead: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # a bug: say so in one line unless asked for the traceback
+        if args.debug:
+            raise
+        print(f"freehead: internal error: {type(e).__name__}: {e} (--debug shows the traceback)",
+              file=sys.stderr)  # fmt: skip
+        return 70

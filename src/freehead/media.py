@@ -1,0 +1,136 @@
+"""Reading frames from videos, image folders and single images, with clear errors.
+
+Frames come out as ``(H, W, 3)`` uint8 RGB, one at a time, so memory stays flat in the
+length of the video. Grayscale, RGBA and 16-bit images are converted.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # ffmpeg's own messages: off
+
+import cv2
+import numpy as np
+
+from freehead.errors import FreeheadError
+
+VIDEO_EXTENSIONS = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"})
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
+MAX_PIXELS = 8192 * 8192
+"""Larger inputs are refused: they are almost surely a mistake and would exhaust memory."""
+
+
+def to_rgb8(image: np.ndarray) -> np.ndarray:
+    """Any decoded image (gray, BGR, BGRA; 8 or 16 bit, OpenCV channel order) -> RGB uint8."""
+    if image.dtype == np.uint16:
+        image = (image >> 8).astype(np.uint8)
+    elif image.dtype != np.uint8:
+        image = np.clip(image.astype(np.float64) * 255.0, 0, 255).astype(np.uint8)
+    if image.ndim == 2:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
+    if image.shape[2] == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2RGB)
+    if image.shape[2] == 1:
+        return cv2.cvtColor(image[..., 0], cv2.COLOR_GRAY2RGB)
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """Read an image file as ``(H, W, 3)`` uint8 RGB, or raise FreeheadError."""
+    path = Path(path)
+    if not path.is_file():
+        raise FreeheadError(f"no such image file: {path}")
+    data = np.fromfile(path, dtype=np.uint8)
+    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    if image is None:
+        raise FreeheadError(f"{path} is not a readable image")
+    if image.shape[0] * image.shape[1] > MAX_PIXELS:
+        raise FreeheadError(f"{path} is {image.shape[1]}x{image.shape[0]}: too large")
+    return to_rgb8(image)
+
+
+@dataclass(frozen=True)
+class FrameSource:
+    """A clip's frames: a video file, a folder of images in name order, or one image.
+
+    ``fps`` is the video's rate (25 for images); ``num_frames`` the count announced by the
+    container (videos) or found (images).
+    """
+
+    path: Path
+    kind: str  # "video" | "images" | "image"
+    fps: float
+    num_frames: int
+
+    def frames(self, limit: int | None = None) -> Iterator[np.ndarray]:
+        """Yield up to ``limit`` frames. A video that ends early — fewer frames than its
+        container announces — raises FreeheadError as truncated or corrupt."""
+        if self.kind == "video":
+            yield from self._video_frames(limit)
+        else:
+            files = image_files(self.path) if self.kind == "images" else [self.path]
+            for f in files[:limit]:
+                yield read_image(f)
+
+    def _video_frames(self, limit: int | None) -> Iterator[np.ndarray]:
+        cap = cv2.VideoCapture(str(self.path))
+        try:
+            if not cap.isOpened():
+                raise FreeheadError(f"{self.path} is not a readable video")
+            wanted = self.num_frames if limit is None else min(limit, self.num_frames)
+            n = 0
+            while limit is None or n < limit:
+                ok, frame = cap.read()
+                if not ok:
+                    break
+                n += 1
+                yield to_rgb8(frame)
+            # Containers may announce a frame or two more than they hold; more is damage.
+            if wanted - n > max(2, wanted // 100):
+                raise FreeheadError(
+                    f"{self.path} is truncated or corrupt: it ends at frame {n} of {wanted}"
+                )
+        finally:
+            cap.release()
+
+
+def image_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
+
+
+def open_frames(path: str | Path) -> FrameSource:
+    """Open a video, an image folder or an image; FreeheadError when it cannot be read."""
+    path = Path(path)
+    if not path.exists():
+        raise FreeheadError(f"no such file or folder: {path}")
+    if path.is_dir():
+        files = image_files(path)
+        if not files:
+            raise FreeheadError(f"{path} holds no images")
+        return FrameSource(path=path, kind="images", fps=25.0, num_frames=len(files))
+    suffix = path.suffix.lower()
+    if suffix in IMAGE_EXTENSIONS:
+        read_image(path)  # fail now, with the file's name, if it is not an image
+        return FrameSource(path=path, kind="image", fps=25.0, num_frames=1)
+    if suffix not in VIDEO_EXTENSIONS:
+        raise FreeheadError(f"{path}: unsupported file type {suffix or '(none)'}")
+    cap = cv2.VideoCapture(str(path))
+    try:
+        ok = cap.isOpened()
+        count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if ok else 0
+        fps = float(cap.get(cv2.CAP_PROP_FPS)) if ok else 0.0
+        w, h = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        first_ok = ok and cap.read()[0]
+    finally:
+        cap.release()
+    if not first_ok:
+        raise FreeheadError(f"{path} is not a readable video (corrupt, truncated or not a video)")
+    if w * h > MAX_PIXELS:
+        raise FreeheadError(f"{path} is {w}x{h}: too large")
+    if not (0 < fps < 1000):
+        fps = 25.0
+    return FrameSource(path=path, kind="video", fps=fps, num_frames=max(count, 1))

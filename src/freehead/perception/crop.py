@@ -1,0 +1,156 @@
+"""Square face crops that hold still over time, and pasting a crop back into its frame.
+
+A crop is a box ``(cx, cy, size)`` in the frame's pixels (continuous coordinates: 0 is
+the left/top edge of the first pixel). Crop coordinates (geometry's convention) map the
+box to [-1, 1]: ``x_c = (x - cx) / (size / 2)``, same for y, and ``z_c = z / (size / 2)``.
+
+Boxes come from the fitted head pose rather than from the landmarks' extent, so an open
+mouth or a turned head does not resize the crop; over a clip they are smoothed with a
+zero-phase Gaussian in time (offline, so no lag).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+from scipy.ndimage import gaussian_filter1d
+
+from freehead.geometry import Similarity
+
+
+@dataclass(frozen=True)
+class CropConfig:
+    """How much of the head a crop holds, in head units (1 IOD = outer eye corners).
+
+    ``size_iod``: side of the square crop; ``centre_up_iod``: how far above the centre of
+    the rigid face points the crop is centred (to take in hair rather than neck);
+    ``smooth_seconds``: standard deviation of the temporal Gaussian on box centre and size.
+    """
+
+    size_iod: float = 4.0
+    centre_up_iod: float = 0.35
+    smooth_seconds: float = 0.3
+
+
+def boxes_from_pose(pose: Similarity, config: CropConfig) -> np.ndarray:
+    """Crop boxes from head poses fitted in pixels. -> ``(T, 3)`` float64 ``(cx, cy, size)``.
+
+    The box is centred on the head origin moved ``centre_up_iod`` along the head's up axis
+    projected into the image, and is ``size_iod`` times the head scale wide.
+    """
+    up = -pose.rotation[..., :, 1]  # the head's up axis (-y) in the frame
+    centre = pose.translation + (config.centre_up_iod * pose.scale)[..., None] * up
+    size = config.size_iod * pose.scale
+    return torch.cat([centre[..., :2], size[..., None]], dim=-1).numpy().astype(np.float64)
+
+
+def smooth_boxes(boxes: np.ndarray, valid: np.ndarray, fps: float, seconds: float) -> np.ndarray:
+    """Zero-phase Gaussian smoothing of ``(T, 3)`` boxes over time.
+
+    Frames where ``valid`` is False first take the linear interpolation of their valid
+    neighbours (the nearest valid box beyond the ends), so a frame without a face keeps
+    a sensible crop. The clip's ends are extended with their own value.
+    """
+    if not valid.any():
+        raise ValueError("no valid box to smooth")
+    t = np.arange(len(boxes))
+    filled = np.stack(
+        [np.interp(t, t[valid], boxes[valid, i]) for i in range(boxes.shape[1])], axis=1
+    )
+    sigma = seconds * fps
+    if sigma < 0.5 or len(boxes) == 1:
+        return filled
+    return gaussian_filter1d(filled, sigma, axis=0, mode="nearest")
+
+
+def to_crop_coords(points: np.ndarray | torch.Tensor, box: np.ndarray | torch.Tensor):
+    """Frame pixels -> crop coordinates. points ``(..., N, 3)``, box ``(..., 3)``."""
+    half = box[..., 2:3] / 2
+    offset = box[..., :2]
+    xy = (points[..., :2] - offset[..., None, :]) / half[..., None, :]
+    z = points[..., 2:3] / half[..., None, :]
+    cat = torch.cat if isinstance(points, torch.Tensor) else np.concatenate
+    return cat([xy, z], -1)
+
+
+def from_crop_coords(points: np.ndarray | torch.Tensor, box: np.ndarray | torch.Tensor):
+    """Crop coordinates -> frame pixels. points ``(..., N, 3)``, box ``(..., 3)``."""
+    half = box[..., 2:3] / 2
+    offset = box[..., :2]
+    xy = points[..., :2] * half[..., None, :] + offset[..., None, :]
+    z = points[..., 2:3] * half[..., None, :]
+    cat = torch.cat if isinstance(points, torch.Tensor) else np.concatenate
+    return cat([xy, z], -1)
+
+
+def _crop_matrix(box: np.ndarray, size: int) -> np.ndarray:
+    """2x3 affine taking crop pixel indices to frame pixel indices (OpenCV: pixel centres
+    at integers)."""
+    cx, cy, side = (float(v) for v in box)
+    a = side / size
+    return np.array(
+        [[a, 0.0, cx - side / 2 + 0.5 * a - 0.5], [0.0, a, cy - side / 2 + 0.5 * a - 0.5]]
+    )
+
+
+def crop_image(frame: np.ndarray, box: np.ndarray, size: int) -> np.ndarray:
+    """Cut the square ``box`` out of ``frame`` ``(H, W, C)`` as ``(size, size, C)``.
+
+    Parts of the box outside the frame are black. When the box is much larger
+    than the crop the frame is first shrunk with area averaging, so there is no aliasing.
+    """
+    box = np.asarray(box, np.float64)
+    ratio = box[2] / size
+    if ratio > 1.5:
+        h, w = frame.shape[:2]
+        nw, nh = max(1, round(w / ratio)), max(1, round(h / ratio))
+        frame = cv2.resize(frame, (nw, nh), interpolation=cv2.INTER_AREA)
+        fx, fy = nw / w, nh / h
+        box = np.array([box[0] * fx, box[1] * fy, box[2] * (fx + fy) / 2])
+    m = _crop_matrix(box, size)
+    return cv2.warpAffine(
+        frame,
+        m,
+        (size, size),
+        flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+        borderMode=cv2.BORDER_CONSTANT,
+    )
+
+
+def feather_mask(size: int, margin: float = 0.08) -> np.ndarray:
+    """``(size, size)`` float32 weights: 1 inside, falling smoothly to 0 at the crop's edge
+    over ``margin`` of its side."""
+    r = (np.arange(size) + 0.5) / size
+    edge = np.minimum(r, 1 - r) / max(margin, 1e-6)
+    ramp = np.clip(edge, 0.0, 1.0)
+    ramp = ramp * ramp * (3 - 2 * ramp)  # smoothstep
+    return np.outer(ramp, ramp).astype(np.float32)
+
+
+def paste_back(
+    frame: np.ndarray, crop: np.ndarray, box: np.ndarray, mask: np.ndarray | None = None
+) -> np.ndarray:
+    """Blend ``crop`` ``(S, S, C)`` back into a copy of ``frame`` ``(H, W, C)`` at ``box``.
+
+    ``mask`` ``(S, S)`` in [0, 1] weights the crop (default: :func:`feather_mask`, so no
+    seam shows). Inverse of :func:`crop_image` up to resampling.
+    """
+    size = crop.shape[0]
+    h, w = frame.shape[:2]
+    if mask is None:
+        mask = feather_mask(size)
+    m = _crop_matrix(np.asarray(box, np.float64), size)
+    warped = cv2.warpAffine(crop, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+    alpha = cv2.warpAffine(
+        mask.astype(np.float32), m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT
+    )
+    if frame.ndim == 3:
+        alpha = alpha[..., None]
+    out = frame.astype(np.float32) * (1 - alpha) + warped.astype(np.float32) * alpha
+    if np.issubdtype(frame.dtype, np.integer):
+        info = np.iinfo(frame.dtype)
+        out = np.clip(np.rint(out), info.min, info.max)
+    return out.astype(frame.dtype)

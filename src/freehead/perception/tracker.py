@@ -1,0 +1,105 @@
+"""Face tracking with mediapipe's face mesh (478 3D landmarks, irises included).
+
+Landmarks come back in pixels of the input image: x right, y down, z positive away from
+the camera in the same pixel unit (mediapipe's normalised z times the image width).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from freehead.perception.keypoints import NUM_LANDMARKS
+
+os.environ.setdefault("GLOG_minloglevel", "2")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+@contextlib.contextmanager
+def _quiet_native_stderr() -> Iterator[None]:
+    """Silence what mediapipe's C++ side prints to file descriptor 2 while it loads."""
+    try:
+        saved = os.dup(2)
+    except OSError:  # no usable stderr
+        yield
+        return
+    with open(os.devnull, "w") as null:
+        os.dup2(null.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+@dataclass(frozen=True)
+class Detection:
+    """What the tracker saw in one image.
+
+    ``landmarks``: ``(478, 3)`` float32 pixels of the largest face, or None without a face.
+    ``num_faces``: how many faces were found (at most the tracker's ``max_faces``).
+    """
+
+    landmarks: np.ndarray | None
+    num_faces: int
+
+
+class FaceTracker:
+    """mediapipe face mesh with iris refinement, offline on the CPU.
+
+    ``video=True`` tracks from frame to frame (faster, temporally steadier) and expects
+    consecutive frames of one video; ``video=False`` treats every image on its own.
+    ``max_faces`` > 1 lets it tell a frame with several faces, which datasets flag.
+    """
+
+    def __init__(self, video: bool = True, max_faces: int = 2, min_confidence: float = 0.5):
+        with _quiet_native_stderr():
+            import mediapipe as mp
+
+            self._mesh = mp.solutions.face_mesh.FaceMesh(
+                static_image_mode=not video,
+                max_num_faces=max_faces,
+                refine_landmarks=True,
+                min_detection_confidence=min_confidence,
+                min_tracking_confidence=min_confidence,
+            )
+            # The graph loads its models on other threads as it starts; wait for that
+            # inside the quiet block by running it once.
+            self._mesh.process(np.zeros((64, 64, 3), np.uint8))
+        self._warm = False
+
+    def __call__(self, rgb: np.ndarray) -> Detection:
+        """Track one ``(H, W, 3)`` uint8 RGB image."""
+        if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+            raise ValueError(f"expected an (H, W, 3) uint8 RGB image, got {rgb.shape} {rgb.dtype}")
+        h, w = rgb.shape[:2]
+        if not self._warm:  # the native side logs when it first runs the landmark model
+            with _quiet_native_stderr():
+                result = self._mesh.process(np.ascontiguousarray(rgb))
+            self._warm = bool(result.multi_face_landmarks)
+        else:
+            result = self._mesh.process(np.ascontiguousarray(rgb))
+        faces = result.multi_face_landmarks or []
+        if not faces:
+            return Detection(landmarks=None, num_faces=0)
+        arrays = []
+        for face in faces:
+            a = np.array([(p.x * w, p.y * h, p.z * w) for p in face.landmark], dtype=np.float32)
+            if a.shape[0] != NUM_LANDMARKS:
+                raise RuntimeError(f"mediapipe returned {a.shape[0]} landmarks, not 478")
+            arrays.append(a)
+        areas = [np.prod(a[:, :2].max(0) - a[:, :2].min(0)) for a in arrays]
+        return Detection(landmarks=arrays[int(np.argmax(areas))], num_faces=len(arrays))
+
+    def close(self) -> None:
+        self._mesh.close()
+
+    def __enter__(self) -> FaceTracker:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
