@@ -167,6 +167,7 @@ def angles_from_gaze(gaze: Tensor) -> Tensor:
 
 def angle_between_deg(a: Tensor, b: Tensor) -> Tensor:
     """Angle between two vectors in degrees, robust near 0 and 180. ``(..., 3)`` x2 -> ``(...)``."""
+    a, b = torch.broadcast_tensors(a, b)
     cross = torch.linalg.cross(a, b, dim=-1).norm(dim=-1)
     dot = (a * b).sum(-1)
     return torch.rad2deg(torch.atan2(cross, dot))

@@ -359,8 +359,9 @@ def _process_in_worker(job: tuple[Source, Path, MeanShape, PreprocessOptions]) -
 
 
 def _report(result: SourceResult) -> None:
+    """Log a finished source (failures are left to the caller, which lists them once)."""
     if result.error:
-        log.error("skipped %s: %s", result.source, result.error)
+        log.debug("skipped %s: %s", result.source, result.error)
     elif result.clips:
         log.info("%s: %d clip(s), %d frames in %.1f s", result.source, len(result.clips),
                  result.frames_processed, result.seconds)  # fmt: skip

@@ -31,7 +31,7 @@ class CropConfig:
     """
 
     size_iod: float = 4.0
-    centre_up_iod: float = 0.35
+    centre_up_iod: float = 0.0
     smooth_seconds: float = 0.3
 
 

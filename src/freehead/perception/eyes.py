@@ -88,21 +88,27 @@ class EyeFit:
 
 
 def fit_eyes(
-    landmarks: Tensor, pose: Similarity, mean_shape: MeanShape, valid: Tensor | None = None
+    landmarks: Tensor,
+    pose: Similarity,
+    mean_shape: MeanShape,
+    valid: Tensor | None = None,
+    independent_frames: bool = False,
 ) -> EyeFit:
     """Fit both eyes of a clip.
 
-    ``landmarks`` ``(T, 478, 3)`` with ``pose`` fitted on them (same frame and unit);
-    ``valid`` ``(T,)`` bool marks frames that count towards the clip's eyeball centres
-    (default: all). Frames of one clip share eyeball centres in head coordinates.
+    ``landmarks`` ``(T, 478, 3)`` with ``pose`` fitted on them (same frame and unit).
+    Frames of one clip share eyeball centres in head coordinates, from the frames that
+    ``valid`` ``(T,)`` marks (default: all); ``independent_frames`` gives every frame
+    its own instead (unrelated images).
     """
     if valid is None:
         valid = torch.ones(landmarks.shape[0], dtype=torch.bool)
     head = pose.invert_points(landmarks)  # (T, 478, 3) in head units
-    mids = corner_midpoints(head)[valid]  # (Tv, 2, 3)
+    mids = corner_midpoints(head)  # (T, 2, 3)
+    if not independent_frames:
+        mids = mids[valid].median(dim=0).values.expand(landmarks.shape[0], -1, -1)
     offset = torch.as_tensor(mean_shape.eyeball_offset, dtype=landmarks.dtype)
-    centre_head = mids.median(dim=0).values + offset
-    centres = pose.apply(centre_head.expand(landmarks.shape[0], -1, -1))  # (T, 2, 3)
+    centres = pose.apply(mids + offset)  # (T, 2, 3)
     radius = pose.scale * EYEBALL_RADIUS_IOD
     iris_xy = iris_centres(landmarks)[..., :2]
     gaze = lift_iris_to_sphere(

@@ -140,8 +140,10 @@ def label_clip(
     mean_shape: MeanShape,
     crop: CropConfig,
     frame_index: np.ndarray | None = None,
+    independent_frames: bool = False,
 ) -> ClipLabels:
-    """Label a tracked clip.
+    """Label a tracked clip (or, with ``independent_frames``, unrelated images: no crop
+    smoothing and no eyeball centres shared between them).
 
     ``landmarks_px`` ``(T, 478, 3)`` source pixels, NaN where no face was found;
     ``flags`` ``(T,)`` as in ClipLabels. Frames with several faces still get labels of the
@@ -154,11 +156,18 @@ def label_clip(
     lm_px = torch.from_numpy(landmarks_px[has_face].astype(np.float64))
     boxes = np.full((t_len, 3), np.nan)
     boxes[has_face] = boxes_from_pose(fit_head_pose(lm_px, mean_shape), crop)
-    boxes = smooth_boxes(boxes, has_face, fps, crop.smooth_seconds)
+    seconds = 0.0 if independent_frames else crop.smooth_seconds
+    boxes = smooth_boxes(boxes, has_face, fps, seconds)
 
     lm = to_crop_coords(lm_px, torch.from_numpy(boxes[has_face]))
     pose = fit_head_pose(lm, mean_shape)
-    eyes = fit_eyes(lm, pose, mean_shape, valid=torch.from_numpy(flags[has_face] == FLAG_OK))
+    eyes = fit_eyes(
+        lm,
+        pose,
+        mean_shape,
+        valid=torch.from_numpy(flags[has_face] == FLAG_OK),
+        independent_frames=independent_frames,
+    )
 
     def per_frame(values: torch.Tensor) -> np.ndarray:
         out = np.full((t_len, *values.shape[1:]), np.nan, dtype=np.float32)
@@ -204,14 +213,12 @@ def label_images(
             det = tracker(rgb)
             landmarks.append(nan if det.landmarks is None else det.landmarks)
             flags.append(flag_of(det.num_faces))
-    crop = crop or CropConfig()
-    if not video:
-        crop = CropConfig(crop.size_iod, crop.centre_up_iod, smooth_seconds=0.0)
     return label_clip(
         np.stack(landmarks),
         np.array(flags, np.uint8),
         images[0].shape[:2],
         fps,
         mean_shape or MeanShape.default(),
-        crop,
+        crop or CropConfig(),
+        independent_frames=not video,
     )

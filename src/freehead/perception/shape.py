@@ -188,8 +188,8 @@ def _calibrate_eyeballs(landmarks: np.ndarray, pose: Similarity) -> np.ndarray:
     sr = pose.scale[:, None, None] * pose.rotation  # (N, 3, 3)
     rows, rhs = [], []
     for eye, sign in ((0, -1.0), (1, 1.0)):
-        base = torch.cat([mids[eye, :2], torch.tensor([EYEBALL_DEPTH_IOD])])
-        centre0 = (sr @ base.to(sr.dtype)) + pose.translation  # (N, 3) with a = b = 0
+        base = mids[eye] + torch.tensor([0.0, 0.0, EYEBALL_DEPTH_IOD], dtype=mids.dtype)
+        centre0 = sr @ base + pose.translation  # (N, 3): the centre when a = b = 0
         iris = iris_centres(lm)[:, eye, :2]
         rows.append(torch.stack([sign * sr[:, :2, 0], sr[:, :2, 1]], dim=-1).reshape(-1, 2))
         rhs.append((iris - centre0[:, :2]).reshape(-1))
