@@ -23,6 +23,7 @@ import torch
 
 from freehead.errors import FreeheadError
 from freehead.geometry import Similarity, fit_similarity
+from freehead.io_utils import atomic_write_bytes
 from freehead.perception.keypoints import (
     EYE_INNER_CORNER,
     EYE_OUTER_CORNER,
@@ -66,8 +67,6 @@ class MeanShape:
         return h.hexdigest()[:16]
 
     def save(self, path: str | Path) -> None:
-        from freehead.io_utils import atomic_write_bytes
-
         buf = io.BytesIO()
         np.savez(
             buf,
