@@ -25,9 +25,8 @@ from freehead.errors import FreeheadError
 from freehead.io_utils import atomic_write_json
 from freehead.media import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, FrameSource, open_frames
 from freehead.perception.crop import CropConfig, crop_image
-from freehead.perception.labels import FLAG_NO_FACE, flag_of, label_clip
+from freehead.perception.labels import FLAG_NO_FACE, label_clip, track_frames
 from freehead.perception.shape import MeanShape
-from freehead.perception.tracker import FaceTracker
 
 log = logging.getLogger(__name__)
 
@@ -123,29 +122,6 @@ def split_of(name: str, heldout: tuple[str, ...]) -> str:
     return "heldout" if any(fnmatch.fnmatchcase(name, p) for p in heldout) else "train"
 
 
-def _track(
-    frames: FrameSource, limit: int | None, progress: Callable[[int], None]
-) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
-    """Landmarks ``(T, 478, 3)`` (NaN without a face), flags ``(T,)``, frame (H, W)."""
-    landmarks: list[np.ndarray] = []
-    flags: list[int] = []
-    shape: tuple[int, int] | None = None
-    nan = np.full((478, 3), np.nan, np.float32)
-    with FaceTracker(video=frames.kind != "image") as tracker:
-        for rgb in frames.frames(limit):
-            if shape is None:
-                shape = rgb.shape[:2]
-            elif rgb.shape[:2] != shape:
-                raise FreeheadError(f"{frames.path}: frames change size mid-clip")
-            det = tracker(rgb)
-            landmarks.append(det.landmarks if det.landmarks is not None else nan)
-            flags.append(flag_of(det.num_faces))
-            progress(1)
-    if shape is None:
-        raise FreeheadError(f"{frames.path} has no frames")
-    return np.stack(landmarks), np.array(flags, np.uint8), shape
-
-
 def process_source(
     source: Source,
     dataset: Dataset,
@@ -166,7 +142,9 @@ def process_source(
         result.skipped_clips = [clip_name(source, r[0], options) for r in ranges if r not in todo]
         if not todo:
             return result
-        landmarks, flags, shape = _track(frames, options.max_frames, progress)
+        landmarks, flags, shape = track_frames(
+            frames.frames(options.max_frames), frames.kind != "image", str(source.path), progress
+        )
         n = len(flags)
         result.frames_processed = n
         if not (flags != FLAG_NO_FACE).any():

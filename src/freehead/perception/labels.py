@@ -7,6 +7,7 @@ without a face hold NaN; ``flags`` says why (``FLAG_*``).
 from __future__ import annotations
 
 import io
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -193,6 +194,37 @@ def label_clip(
     )
 
 
+def track_frames(
+    frames: Iterable[np.ndarray],
+    video: bool,
+    name: str = "input",
+    progress: Callable[[int], None] | None = None,
+) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
+    """Track ``(H, W, 3)`` uint8 RGB frames of one size (consecutive frames of a video when
+    ``video``). Returns landmarks ``(T, 478, 3)`` in pixels (NaN without a face), flags
+    ``(T,)`` and the frame size (H, W); ``name`` goes into error messages."""
+    from freehead.perception.tracker import FaceTracker
+
+    nan = np.full((478, 3), np.nan, np.float32)
+    landmarks: list[np.ndarray] = []
+    flags: list[int] = []
+    shape: tuple[int, int] | None = None
+    with FaceTracker(video=video) as tracker:
+        for rgb in frames:
+            if shape is None:
+                shape = rgb.shape[:2]
+            elif rgb.shape[:2] != shape:
+                raise FreeheadError(f"{name}: frames change size mid-clip")
+            det = tracker(rgb)
+            landmarks.append(nan if det.landmarks is None else det.landmarks)
+            flags.append(flag_of(det.num_faces))
+            if progress is not None:
+                progress(1)
+    if shape is None:
+        raise FreeheadError(f"{name} has no frames")
+    return np.stack(landmarks), np.array(flags, np.uint8), shape
+
+
 def label_images(
     images: list[np.ndarray],
     mean_shape: MeanShape | None = None,
@@ -202,21 +234,13 @@ def label_images(
 ) -> ClipLabels:
     """Track and label ``(H, W, 3)`` uint8 RGB images of one size (consecutive frames of a
     video when ``video``; otherwise each on its own, with no smoothing between them)."""
-    from freehead.perception.tracker import FaceTracker
-
     if not images:
         raise FreeheadError("no images to label")
-    nan = np.full((478, 3), np.nan, np.float32)
-    landmarks, flags = [], []
-    with FaceTracker(video=video) as tracker:
-        for rgb in images:
-            det = tracker(rgb)
-            landmarks.append(nan if det.landmarks is None else det.landmarks)
-            flags.append(flag_of(det.num_faces))
+    landmarks, flags, shape = track_frames(images, video, "images")
     return label_clip(
-        np.stack(landmarks),
-        np.array(flags, np.uint8),
-        images[0].shape[:2],
+        landmarks,
+        flags,
+        shape,
         fps,
         mean_shape or MeanShape.default(),
         crop or CropConfig(),

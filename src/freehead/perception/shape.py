@@ -227,7 +227,7 @@ def mean_shape_from_sources(
     average (default: all). Returns the model and the number of frames it was built from.
     """
     from freehead.media import open_frames
-    from freehead.perception.tracker import FaceTracker
+    from freehead.perception.labels import FLAG_OK, track_frames
 
     calib_paths = set(paths if looks_at_camera is None else looks_at_camera)
     unknown = calib_paths - set(paths)
@@ -236,12 +236,10 @@ def mean_shape_from_sources(
     shapes, calib = [], []
     for path in paths:
         frames = open_frames(path)
-        with FaceTracker(video=frames.kind != "image") as tracker:
-            for i, rgb in enumerate(frames.frames(max_frames)):
-                det = tracker(rgb)
-                if i % stride == 0 and det.num_faces == 1 and det.landmarks is not None:
-                    shapes.append(det.landmarks)
-                    calib.append(path in calib_paths)
+        landmarks, flags, _ = track_frames(frames.frames(max_frames), frames.kind != "image", path)
+        keep = landmarks[::stride][flags[::stride] == FLAG_OK]
+        shapes.extend(keep)
+        calib.extend([path in calib_paths] * len(keep))
     if len(shapes) < 2:
         raise FreeheadError("need at least two frames with one face to build a mean shape")
     return build_mean_shape(np.stack(shapes), np.array(calib)), len(shapes)
