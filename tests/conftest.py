@@ -25,3 +25,21 @@ def read_video_frames(path: Path, indices: list[int]):
         if i in wanted:
             out[i] = frame
     return [out[i] for i in indices]
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset(samples, tmp_path_factory) -> Path:
+    """A small real dataset: 40 frames of each sample video at 128², cut in clips of 20;
+    train = franck's first clip and cap12, held out = franck's second clip and cap13."""
+    from freehead.data.preprocess import PreprocessOptions, preprocess
+
+    out = tmp_path_factory.mktemp("tiny") / "dataset"
+    options = PreprocessOptions(
+        size=128,
+        clip_frames=20,
+        max_frames=40,
+        heldout=("franck/franck/000020", "cap/cap13_edit2/*"),
+    )
+    summary = preprocess([str(samples / "videos")], out, options, show_progress=False)
+    assert not summary["failed"], summary["failed"]
+    return out

@@ -82,6 +82,63 @@ def _add_inspect(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_inspect)
 
 
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train",
+        help="train a network (resumes when --out exists)",
+        description="Train one part on a dataset. Works the same under torchrun "
+        "(e.g. torchrun --nproc-per-node 2 $(which freehead) train keypoints ...).",
+    )
+    p.add_argument("part", choices=["keypoints", "gaze"], help="which network")
+    p.add_argument("--data", required=True, help="dataset folder (freehead preprocess)")
+    p.add_argument("--out", required=True, help="run folder; resumed if it exists")
+    p.add_argument("--config", default=None, help="YAML run config (default: the defaults)")
+    p.set_defaults(func=_cmd_train)
+
+
+def _add_evaluate_estimators(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "evaluate-estimators",
+        help="score E_can and E_gaze against the pseudo-labels of a split",
+    )
+    p.add_argument("--data", required=True, help="dataset folder")
+    p.add_argument("--split", default="heldout", choices=["train", "heldout"])
+    p.add_argument("--keypoints", default=None, help="E_can model file (default: shipped)")
+    p.add_argument("--gaze", default=None, help="E_gaze model file (default: shipped)")
+    p.add_argument("--max-frames", type=int, default=None, help="evenly spaced frames at most")
+    p.add_argument("--threads", type=int, default=2, help="torch threads (default: 2)")
+    p.add_argument("--json", default=None, help="write the figures here")
+    p.set_defaults(func=_cmd_evaluate_estimators)
+
+
+def _add_evaluate(sub: argparse._SubParsersAction) -> None:
+    from freehead.evaluation.methods import METHODS
+
+    p = sub.add_parser(
+        "evaluate",
+        help="score a reenactment method on a dataset's held-out clips",
+        description="Self-reenactment, cross-identity and gaze redirection on the held-out "
+        "split, with L1, PSNR, SSIM, AKD, gaze, pose, identity and sharpness metrics.",
+    )
+    p.add_argument("--method", required=True, choices=sorted(METHODS))
+    p.add_argument("--data", required=True, help="dataset folder")
+    p.add_argument("--samples", default="data/samples", help="sample data (portraits)")
+    p.add_argument("--quick", action="store_true", help="a small run (under a minute)")
+    p.add_argument("--json", default=None, help="write the results here")
+    p.add_argument("--grid", default=None, help="write example pictures here (.png)")
+    p.add_argument("--threads", type=int, default=2, help="torch threads (default: 2)")
+    p.set_defaults(func=_cmd_evaluate)
+
+
+def _add_bench(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("bench", help="time each part of the per-frame path at batch 1")
+    p.add_argument("--samples", default="data/samples", help="sample data (franck.mp4)")
+    p.add_argument("--threads", type=int, default=2, help="torch threads (default: 2)")
+    p.add_argument("--frames", type=int, default=120, help="timed frames (default: 120)")
+    p.add_argument("--json", default=None, help="write the figures here")
+    p.set_defaults(func=_cmd_bench)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from freehead import __version__
 
@@ -95,6 +152,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data(sub)
     _add_preprocess(sub)
     _add_inspect(sub)
+    _add_train(sub)
+    _add_evaluate_estimators(sub)
+    _add_evaluate(sub)
+    _add_bench(sub)
     return parser
 
 
@@ -178,6 +239,81 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
         if not cv2.imwrite(str(tmp), cv2.cvtColor(image, cv2.COLOR_RGB2BGR)):
             raise FreeheadError(f"could not write {out}")
     print(f"wrote {out}")
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from freehead.training.loop import train
+    from freehead.training.tasks import TASKS
+
+    final = train(TASKS[args.part], args.data, args.out, args.config)
+    if final.is_file():
+        print(f"trained {args.part}: {final}")
+    return 0
+
+
+def _cmd_evaluate_estimators(args: argparse.Namespace) -> int:
+    import json
+
+    from freehead.evaluation.estimators import run_estimator_evaluation
+
+    figures = run_estimator_evaluation(
+        args.data,
+        args.split,
+        keypoints_path=args.keypoints,
+        gaze_path=args.gaze,
+        max_frames=args.max_frames,
+        threads=args.threads,
+        show_progress=sys.stderr.isatty(),
+    )
+    if args.json:
+        from freehead.io_utils import atomic_write_json
+
+        atomic_write_json(Path(args.json), figures)
+    print(json.dumps(figures, indent=2))
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    import cv2
+    import torch
+
+    from freehead.evaluation.methods import METHODS
+    from freehead.evaluation.protocol import (
+        ProtocolConfig,
+        evaluate,
+        example_grid,
+        markdown_table,
+    )
+    from freehead.io_utils import atomic_path, atomic_write_json
+
+    if args.grid and Path(args.grid).suffix.lower() != ".png":
+        raise FreeheadError(f"--grid must be a .png file, not {Path(args.grid).name}")
+    torch.set_num_threads(args.threads)
+    config = ProtocolConfig.quick() if args.quick else ProtocolConfig()
+    results, examples = evaluate(METHODS[args.method](), args.data, args.samples, config)
+    if args.json:
+        atomic_write_json(Path(args.json), results)
+    if args.grid:
+        with atomic_path(Path(args.grid), suffix=".png") as tmp:
+            picture = cv2.cvtColor(example_grid(examples), cv2.COLOR_RGB2BGR)
+            if not cv2.imwrite(str(tmp), picture):
+                raise FreeheadError(f"could not write {args.grid}")
+    print(f"method {args.method} on {args.data} ({results['seconds']} s)")
+    print(markdown_table(results))
+    return 0
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    import json
+
+    from freehead.evaluation.bench import benchmark
+    from freehead.io_utils import atomic_write_json
+
+    figures = benchmark(args.samples, threads=args.threads, frames=args.frames)
+    if args.json:
+        atomic_write_json(Path(args.json), figures)
+    print(json.dumps(figures, indent=2))
     return 0
 
 

@@ -1,0 +1,1 @@
+"""Evaluation: metrics and protocols on held-out data."""

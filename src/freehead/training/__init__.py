@@ -1,0 +1,1 @@
+"""Training: losses, data, checkpoints and the loop every part shares."""

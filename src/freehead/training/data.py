@@ -1,0 +1,201 @@
+"""Training samples from a dataset folder (``freehead.data.dataset``).
+
+Frames come from the JPEG crops, decoded in DataLoader worker processes; labels are read
+once. Only frames flagged valid (one face) are used; gaze samples also need both eyes open.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset as TorchDataset
+from torch.utils.data import Sampler
+
+from freehead.data.dataset import Dataset
+from freehead.errors import FreeheadError
+from freehead.geometry import place_eye_mesh
+from freehead.media import read_image
+from freehead.models.keypoints import prepare_crops
+from freehead.perception.eyes import TEMPLATE
+from freehead.perception.labels import ClipLabels
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Random changes to training crops. Geometric ones are a similarity in the image
+    plane (shift by up to ``shift`` of the crop, scale by up to ``scale``), applied to the
+    labels too, so they stay exact. Photometric: brightness, contrast, saturation."""
+
+    shift: float = 0.03
+    scale: float = 0.05
+    brightness: float = 0.15
+    contrast: float = 0.15
+    saturation: float = 0.15
+
+
+@dataclass(frozen=True)
+class FrameRef:
+    clip: str
+    index: int
+
+
+class ClipFrames:
+    """The usable frames of one split of a dataset, with their clips' labels."""
+
+    def __init__(self, dataset: Dataset, split: str, need_open_eyes: bool = False):
+        self.dataset = dataset
+        self.labels: dict[str, ClipLabels] = {}
+        self.frames: list[FrameRef] = []
+        self.clip_frames: dict[str, np.ndarray] = {}
+        self.identity: dict[str, str] = {}
+        for info in dataset.clips():
+            if info.split != split:
+                continue
+            labels = dataset.labels(info.name)
+            ok = labels.valid & (labels.eyes_open if need_open_eyes else True)
+            idx = np.flatnonzero(ok)
+            if len(idx) == 0:
+                continue
+            self.labels[info.name] = labels
+            self.clip_frames[info.name] = idx
+            self.identity[info.name] = info.identity
+            self.frames.extend(FrameRef(info.name, int(i)) for i in idx)
+        if not self.frames:
+            raise FreeheadError(f"{dataset.root} has no usable {split} frames")
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def image(self, ref: FrameRef) -> np.ndarray:
+        return read_image(self.dataset.clip_dir(ref.clip) / "frames" / f"{ref.index:06d}.jpg")
+
+    def evenly_spaced(self, count: int) -> list[FrameRef]:
+        """At most ``count`` frames spread evenly over the split (for validation)."""
+        if count >= len(self.frames):
+            return list(self.frames)
+        pick = np.linspace(0, len(self.frames) - 1, count).round().astype(int)
+        return [self.frames[i] for i in pick]
+
+
+def _rng() -> np.random.Generator:
+    # torch seeds each DataLoader worker differently; draw numpy's seed from it.
+    return np.random.default_rng(int(torch.randint(0, 2**62, ()).item()))
+
+
+def photometric(image: np.ndarray, cfg: AugmentConfig, rng: np.random.Generator) -> np.ndarray:
+    """Brightness, contrast and saturation jitter of an RGB uint8 image."""
+    x = image.astype(np.float32)
+    grey = x.mean(-1, keepdims=True)
+    x = grey + (x - grey) * (1 + rng.uniform(-cfg.saturation, cfg.saturation))
+    x = x.mean() + (x - x.mean()) * (1 + rng.uniform(-cfg.contrast, cfg.contrast))
+    x = x * (1 + rng.uniform(-cfg.brightness, cfg.brightness))
+    return np.clip(x, 0, 255).astype(np.uint8)
+
+
+def warp_crop(
+    image: np.ndarray, out_size: int, scale: float = 1.0, shift: tuple[float, float] = (0.0, 0.0)
+) -> np.ndarray:
+    """Resize a square crop to ``out_size`` exactly as inference does (``prepare_crops``),
+    then move crop point ``q`` to ``scale * q + shift`` (crop coordinates)."""
+    image = prepare_crops(image, out_size, as_tensor=False)[0]
+    if scale == 1.0 and shift == (0.0, 0.0):
+        return image
+    m = out_size
+    # pixel u of a crop of side m sits at q = (2u + 1) / m - 1
+    b = [(shift[i] + 1 - scale) * m / 2 + scale * 0.5 - 0.5 for i in range(2)]
+    mat = np.array([[scale, 0.0, b[0]], [0.0, scale, b[1]]], dtype=np.float64)
+    return cv2.warpAffine(
+        image, mat, (m, m), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+    )
+
+
+class KeypointPairs(TorchDataset):
+    """Pairs (s, t) of frames of the same clip for E_can: item ``i`` is frame ``i`` and a
+    random other frame of its clip. Each item: ``image`` ``(2, 3, S, S)`` in [-1, 1],
+    ``keypoints`` ``(2, K, 3)``, ``rotation`` ``(2, 3, 3)``, ``translation`` ``(2, 3)``,
+    ``scale`` ``(2,)``."""
+
+    def __init__(self, frames: ClipFrames, input_size: int, augment: AugmentConfig | None):
+        self.frames = frames
+        self.input_size = input_size
+        self.augment = augment
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def sample(self, ref: FrameRef, rng: np.random.Generator | None) -> dict[str, torch.Tensor]:
+        lab = self.frames.labels[ref.clip]
+        i = ref.index
+        a, shift = 1.0, (0.0, 0.0)
+        if self.augment is not None and rng is not None:
+            a = 1 + rng.uniform(-self.augment.scale, self.augment.scale)
+            shift = tuple(rng.uniform(-self.augment.shift, self.augment.shift, 2))
+        image = warp_crop(self.frames.image(ref), self.input_size, a, shift)
+        if self.augment is not None and rng is not None:
+            image = photometric(image, self.augment, rng)
+        offset = np.array([shift[0], shift[1], 0.0], dtype=np.float32)
+        return {
+            "image": torch.from_numpy(image).permute(2, 0, 1).float().div(127.5).sub(1.0),
+            "keypoints": torch.from_numpy(a * lab.keypoints[i] + offset),
+            "rotation": torch.from_numpy(lab.rotation[i].copy()),
+            "translation": torch.from_numpy(a * lab.translation[i] + offset),
+            "scale": torch.tensor(a * float(lab.scale[i]), dtype=torch.float32),
+        }
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        rng = _rng() if self.augment is not None else None
+        ref = self.frames.frames[index]
+        pool = self.frames.clip_frames[ref.clip]
+        j = int((rng or np.random.default_rng(index)).choice(pool))
+        items = [self.sample(ref, rng), self.sample(FrameRef(ref.clip, j), rng)]
+        return {k: torch.stack([it[k] for it in items]) for k in items[0]}
+
+
+class EyeSamples(TorchDataset):
+    """Frames for E_gaze: ``image`` ``(3, S, S)`` in [-1, 1] at the dataset's size,
+    ``keypoints`` ``(68, 3)``, ``meshes`` ``(2, V, 3)`` (pseudo-label eye meshes v*),
+    crop coordinates. Patches are cut from the batch on the fly (``cut_eye_patches``)."""
+
+    def __init__(self, frames: ClipFrames, augment: AugmentConfig | None):
+        self.frames = frames
+        self.augment = augment
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        ref = self.frames.frames[index]
+        lab = self.frames.labels[ref.clip]
+        i = ref.index
+        image = self.frames.image(ref)
+        if self.augment is not None:
+            image = photometric(image, self.augment, _rng())
+        meshes = place_eye_mesh(
+            TEMPLATE,
+            torch.from_numpy(lab.eyeball_centre[i]).double(),
+            torch.tensor(float(lab.eyeball_radius[i]), dtype=torch.float64).expand(2),
+            torch.from_numpy(lab.eye_gaze[i]).double(),
+        )
+        return {
+            "image": torch.from_numpy(image).permute(2, 0, 1).float().div(127.5).sub(1.0),
+            "keypoints": torch.from_numpy(lab.keypoints[i].copy()),
+            "meshes": meshes.float(),
+        }
+
+
+class InfiniteSampler(Sampler[int]):
+    """Endless shuffled indices; rank ``r`` of ``world`` takes every world-th of each
+    permutation. ``seed`` should change on resume so a resumed run sees fresh order."""
+
+    def __init__(self, size: int, seed: int, rank: int = 0, world: int = 1):
+        self.size, self.seed, self.rank, self.world = size, seed, rank, world
+
+    def __iter__(self) -> Iterator[int]:
+        g = torch.Generator().manual_seed(self.seed)
+        while True:
+            perm = torch.randperm(self.size, generator=g)
+            yield from perm[self.rank :: self.world].tolist()

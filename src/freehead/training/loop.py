@@ -1,0 +1,397 @@
+"""The training loop every part shares (E_can, E_gaze, and later G).
+
+One command per part, ``freehead train PART --data DATASET --out RUN [--config FILE]``,
+runs on one process or under ``torchrun`` (DDP: gloo on CPU, nccl on GPU) unchanged.
+
+The run folder::
+
+    RUN/config.yaml                      the run's config (copied on the first start)
+    RUN/checkpoints/step_00001000.safetensors   training states (weights, optimiser, step)
+    RUN/train.csv, RUN/val.csv           losses every ``log_every`` steps; validation
+    RUN/model.safetensors                the final weights with the network's config
+    RUN/ranks.json                       under DDP: each rank's weight digest at the end
+
+Starting a command whose RUN exists resumes from its newest readable checkpoint; a
+checkpoint is written under a temporary name and renamed, so a killed run never leaves a
+half file under a checkpoint's name, and one that is unreadable anyway (a disk fault) is
+skipped with a warning in favour of the one before.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import logging
+import math
+import os
+import re
+import sys
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as torch_dist
+from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
+from torch.utils.data import Dataset as TorchDataset
+from tqdm import tqdm
+
+from freehead.checkpoint import load_training_state, save_model, save_training_state
+from freehead.config import config_to_yaml, load_config
+from freehead.data.dataset import Dataset
+from freehead.errors import FreeheadError
+from freehead.io_utils import atomic_write_bytes, atomic_write_json
+from freehead.training.data import InfiniteSampler
+
+log = logging.getLogger("freehead.train")
+
+CHECKPOINT_NAME = re.compile(r"^step_(\d{8})\.safetensors$")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How a part is trained. ``batch_size`` is per process; ``threads`` 0 keeps torch's
+    default; ``workers`` are DataLoader processes per training process."""
+
+    steps: int = 10000
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    warmup_steps: int = 200
+    final_lr_fraction: float = 0.01
+    grad_clip: float = 5.0
+    checkpoint_every: int = 500
+    keep_checkpoints: int = 3
+    validate_every: int = 1000
+    validation_frames: int = 400
+    log_every: int = 10
+    workers: int = 1
+    threads: int = 0
+    seed: int = 0
+
+    def lr_at(self, step: int) -> float:
+        """Linear warm-up, then a cosine down to ``final_lr_fraction``."""
+        if step < self.warmup_steps:
+            return self.lr * (step + 1) / self.warmup_steps
+        span = max(1, self.steps - self.warmup_steps)
+        t = min(1.0, (step - self.warmup_steps) / span)
+        f = self.final_lr_fraction
+        return self.lr * (f + (1 - f) * 0.5 * (1 + math.cos(math.pi * t)))
+
+
+class Task(ABC):
+    """What a part supplies to the loop. ``config`` is its run config, a frozen dataclass
+    with ``model`` (the network's config) and ``train`` (:class:`TrainConfig`)."""
+
+    kind: str
+    config_type: type
+
+    def __init__(self, config: Any, dataset: Dataset):
+        self.config = config
+        self.dataset = dataset
+
+    @abstractmethod
+    def build_model(self) -> nn.Module: ...
+
+    @abstractmethod
+    def initialise(self, model: nn.Module) -> None:
+        """Set up a fresh model from the training data (e.g. output biases)."""
+
+    @abstractmethod
+    def train_dataset(self) -> TorchDataset: ...
+
+    @abstractmethod
+    def losses(self, model: nn.Module, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Loss terms of a batch; ``"loss"`` is what is minimised. ``model`` may be the
+        DDP wrapper: call it once per step."""
+
+    @abstractmethod
+    def validate(self, model: nn.Module) -> dict[str, float]:
+        """Held-out figures (model in eval mode, no grad)."""
+
+
+@dataclass(frozen=True)
+class Distributed:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world > 1
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def setup_distributed() -> Distributed:
+    """Join the process group when started by torchrun (``WORLD_SIZE`` > 1)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return Distributed()
+    rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    if torch.cuda.is_available():
+        torch.cuda.set_device(local)
+        backend = "nccl"
+    else:
+        backend = "gloo"
+    if not torch_dist.is_initialized():
+        torch_dist.init_process_group(backend=backend)
+    return Distributed(rank=rank, world=world, local_rank=local)
+
+
+def checkpoint_paths(run: Path) -> list[tuple[int, Path]]:
+    """Finished checkpoints of a run, newest first."""
+    folder = run / "checkpoints"
+    found = []
+    if folder.is_dir():
+        for p in folder.iterdir():
+            m = CHECKPOINT_NAME.match(p.name)
+            if m:
+                found.append((int(m.group(1)), p))
+    return sorted(found, reverse=True)
+
+
+def resolve_run_config(task_type: type[Task], run: Path, config_file: str | Path | None) -> Any:
+    """The run's config: RUN/config.yaml when resuming (a different --config is an error),
+    else ``config_file`` (or the defaults)."""
+    saved = run / "config.yaml"
+    wanted = load_config(task_type.config_type, config_file) if config_file else None
+    if saved.is_file():
+        have = load_config(task_type.config_type, saved)
+        if wanted is not None and wanted != have:
+            raise FreeheadError(
+                f"{run} was started with another config ({saved}); resume with the same "
+                "--config (or none), or train into a new --out"
+            )
+        return have
+    return wanted if wanted is not None else task_type.config_type()
+
+
+def _weights_digest(model: nn.Module) -> str:
+    h = hashlib.sha256()
+    for name, t in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def _sync_buffers(model: nn.Module, dist: Distributed) -> None:
+    """Average floating buffers (batch-norm statistics) over ranks, so every rank saves
+    and ends with the same model."""
+    if not dist.enabled:
+        return
+    for b in model.buffers():
+        if b.is_floating_point():
+            torch_dist.all_reduce(b, op=torch_dist.ReduceOp.SUM)
+            b.div_(dist.world)
+
+
+class CsvLog:
+    """A CSV log with a header. On resume the file is rewritten without the rows past the
+    resumed step (and without a half row a killed run may have left)."""
+
+    def __init__(self, path: Path, resume_step: int):
+        self.path = path
+        self.fields: list[str] | None = None
+        self.last: dict[str, str] = {}
+        if path.is_file():
+            with open(path, newline="") as f:
+                reader = csv.DictReader(f)
+                fields = list(reader.fieldnames or [])
+                rows = [r for r in reader if self._complete(r, fields)]
+            keep = [r for r in rows if int(r["step"]) <= resume_step]
+            if fields and keep:
+                self.fields = fields
+                self.last = keep[-1]
+                lines = [",".join(fields)] + [",".join(r[k] for k in fields) for r in keep]
+                atomic_write_bytes(path, ("\n".join(lines) + "\n").encode())
+            else:
+                path.unlink()
+
+    @staticmethod
+    def _complete(row: dict[str, str | None], fields: list[str]) -> bool:
+        if None in row or any(row.get(k) is None for k in fields):
+            return False  # a row with missing or extra fields: a half-written line
+        return bool(row["step"] and row["step"].isdigit())
+
+    def write(self, row: dict[str, Any]) -> None:
+        new = self.fields is None
+        if new:
+            self.fields = list(row.keys())
+        with open(self.path, "a", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=self.fields, extrasaction="ignore")
+            if new:
+                w.writeheader()
+            w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+
+
+def train(task_type: type[Task], data: str | Path, out: str | Path, config_file=None) -> Path:
+    """Train (or resume) one part. Returns the path of the final model file."""
+    dist = setup_distributed()
+    try:
+        return _train(task_type, Path(data), Path(out), config_file, dist)
+    finally:
+        if dist.enabled and torch_dist.is_initialized():
+            torch_dist.destroy_process_group()
+
+
+def _train(
+    task_type: type[Task], data: Path, run: Path, config_file: Any, dist: Distributed
+) -> Path:
+    dataset = Dataset(data)
+    dataset.settings()  # a clear error if DATA is not a dataset
+    config = resolve_run_config(task_type, run, config_file)
+    cfg: TrainConfig = config.train
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    if dist.main:
+        run.mkdir(parents=True, exist_ok=True)
+        if not (run / "config.yaml").is_file():
+            atomic_write_bytes(run / "config.yaml", config_to_yaml(config).encode())
+    task = task_type(config, dataset)
+    device = torch.device(f"cuda:{dist.local_rank}" if torch.cuda.is_available() else "cpu")
+
+    torch.manual_seed(cfg.seed)
+    model = task.build_model()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    step = 0
+    if dist.main:  # leftovers of a checkpoint whose writing was killed
+        for tmp in (run / "checkpoints").glob(".step_*"):
+            tmp.unlink(missing_ok=True)
+    for _, path in checkpoint_paths(run):
+        try:
+            step = load_training_state(path, model, optimizer, task.kind)
+            log.info("resuming %s from %s (step %d)", run, path.name, step)
+            break
+        except FreeheadError as e:
+            log.warning("skipping an unreadable checkpoint: %s", e)
+    else:
+        task.initialise(model)
+    model.to(device)
+    for state in optimizer.state.values():
+        for k, v in state.items():
+            if isinstance(v, Tensor) and k != "step":
+                state[k] = v.to(device)
+    wrapped: nn.Module = model
+    if dist.enabled:
+        wrapped = DistributedDataParallel(
+            model, device_ids=[dist.local_rank] if device.type == "cuda" else None
+        )
+
+    train_log = CsvLog(run / "train.csv", step) if dist.main else None
+    val_log = CsvLog(run / "val.csv", step) if dist.main else None
+    data_set = task.train_dataset()
+    loader = DataLoader(
+        data_set,
+        batch_size=cfg.batch_size,
+        sampler=InfiniteSampler(
+            len(data_set), seed=cfg.seed * 100003 + step, rank=dist.rank, world=dist.world
+        ),
+        num_workers=cfg.workers,
+        persistent_workers=cfg.workers > 0,
+        drop_last=True,
+        pin_memory=device.type == "cuda",
+    )
+    bar = tqdm(
+        total=cfg.steps,
+        initial=step,
+        desc=f"train {task.kind}",
+        disable=not dist.main,
+        file=sys.stderr,
+        dynamic_ncols=True,
+        unit="step",
+    )
+    # seconds of training so far, over every resumed part of the run
+    started = time.time() - float(train_log.last.get("seconds", 0.0) if train_log else 0.0)
+    sums, count = {}, 0
+    batches = iter(loader)
+    while step < cfg.steps:
+        batch = {k: v.to(device, non_blocking=True) for k, v in next(batches).items()}
+        lr = cfg.lr_at(step)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        model.train()
+        terms = task.losses(wrapped, batch)
+        loss = terms["loss"]
+        if not torch.isfinite(loss):
+            raise FreeheadError(f"the loss became {loss.item()} at step {step}; lower the lr")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.grad_clip > 0:
+            nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        optimizer.step()
+        step += 1
+        for k, v in terms.items():
+            sums[k] = sums.get(k, 0.0) + float(v.detach())
+        count += 1
+        bar.update(1)
+        if step % cfg.log_every == 0 or step == cfg.steps:
+            means = torch.tensor([sums[k] / count for k in sorted(sums)], dtype=torch.float64)
+            if dist.enabled:
+                torch_dist.all_reduce(means)
+                means /= dist.world
+            row = dict(zip(sorted(sums), means.tolist(), strict=True))
+            if train_log is not None:
+                train_log.write({"step": step, "lr": lr, "seconds": time.time() - started} | row)
+                bar.set_postfix(loss=f"{row['loss']:.4g}")
+            sums, count = {}, 0
+        if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+            _sync_buffers(model, dist)
+            if dist.main:
+                _save_checkpoint(run, model, optimizer, step, task, config, cfg.keep_checkpoints)
+        if dist.main and (step % cfg.validate_every == 0 or step == cfg.steps):
+            model.eval()
+            with torch.inference_mode():
+                figures = task.validate(model)
+            log.info("step %d validation: %s", step, _fmt(figures))
+            assert val_log is not None
+            val_log.write({"step": step} | figures)
+    bar.close()
+    _sync_buffers(model, dist)
+    final = run / "model.safetensors"
+    if dist.enabled:
+        digests: list[Any] = [None] * dist.world
+        torch_dist.all_gather_object(digests, _weights_digest(model))
+        if dist.main:
+            atomic_write_json(
+                run / "ranks.json",
+                {
+                    "world_size": dist.world,
+                    "step": step,
+                    "digests": digests,
+                    "identical": len(set(digests)) == 1,
+                },
+            )
+            if len(set(digests)) != 1:
+                raise FreeheadError(f"ranks ended with different weights: {digests}")
+    if dist.main:
+        save_model(final, model.cpu(), task.kind, config.model)
+        log.info("wrote %s", final)
+    return final
+
+
+def _save_checkpoint(
+    run: Path,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    step: int,
+    task: Task,
+    config: Any,
+    keep: int,
+) -> None:
+    path = run / "checkpoints" / f"step_{step:08d}.safetensors"
+    save_training_state(path, model, optimizer, step, task.kind, config, config.model)
+    for _, old in checkpoint_paths(run)[max(1, keep) :]:
+        old.unlink(missing_ok=True)
+
+
+def _fmt(figures: dict[str, float]) -> str:
+    return ", ".join(
+        f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in figures.items()
+    )

@@ -1,0 +1,67 @@
+"""The evaluation suite end to end on real frames: protocols, baselines, the grid, the
+speed benchmark."""
+
+import json
+
+import cv2
+import pytest
+
+from .test_cli import assert_one_line_error, run
+
+
+@pytest.fixture(scope="module")
+def scored(tiny_dataset, samples, tmp_path_factory):
+    out = {}
+    folder = tmp_path_factory.mktemp("evaluate")
+    for method in ("copy-source", "oracle"):
+        js, png = folder / f"{method}.json", folder / f"{method}.png"
+        proc = run("evaluate", "--method", method, "--data", str(tiny_dataset), "--quick",
+                   "--samples", str(samples), "--json", str(js), "--grid", str(png))  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        out[method] = (json.loads(js.read_text()), png, proc.stdout)
+    return out
+
+
+def test_results_hold_every_protocol_and_metric(scored):
+    results, png, stdout = scored["oracle"]
+    assert set(results) >= {"self_reenactment", "cross_identity", "gaze_redirection",
+                            "ms_per_frame"}  # fmt: skip
+    self_r = results["self_reenactment"]
+    for key in ("l1", "psnr", "ssim", "akd_px", "gaze_error_deg", "pose_error_deg",
+                "identity_distance", "csim", "sharpness_ratio"):  # fmt: skip
+        assert isinstance(self_r[key], float), key
+        assert self_r["counts"][key] > 0, key
+    # no ImageNet weights here: said so, never estimated
+    assert self_r["lpips"] is None and "lpips" in self_r["missing"]
+    assert self_r["fid"] is None and "fid" in self_r["missing"]
+    assert "lpips: missing" in stdout
+    assert isinstance(results["gaze_redirection"]["outside_eye_change"], float)
+    picture = cv2.imread(str(png))
+    assert picture is not None and picture.shape[1] == 3 * 128
+
+
+def test_the_oracle_shows_the_measurement_noise_and_beats_the_floor(scored):
+    oracle = scored["oracle"][0]["self_reenactment"]
+    floor = scored["copy-source"][0]["self_reenactment"]
+    assert oracle["akd_px"] < 1.5 and oracle["pose_error_deg"] < 1.5
+    assert oracle["psnr"] > floor["psnr"] and oracle["ssim"] > floor["ssim"]
+    assert oracle["akd_px"] < floor["akd_px"]
+    # copying the source keeps the identity exactly and changes nothing outside the eyes
+    assert floor["identity_distance"] == 0.0
+    assert scored["copy-source"][0]["gaze_redirection"]["outside_eye_change"] == 0.0
+
+
+def test_evaluate_needs_held_out_clips(tiny_dataset, tmp_path):
+    proc = run("evaluate", "--method", "oracle", "--data", str(tmp_path), "--quick")
+    assert_one_line_error(proc, "not a freehead dataset")
+
+
+def test_bench_prints_every_part(samples, tmp_path):
+    out = tmp_path / "bench.json"
+    proc = run("bench", "--samples", str(samples), "--frames", "5", "--json", str(out))
+    assert proc.returncode == 0, proc.stderr
+    figures = json.loads(out.read_text())
+    for key in ("tracking_ms", "crop_ms", "keypoints_ms", "gaze_ms", "end_to_end_ms",
+                "peak_rss_mb"):  # fmt: skip
+        assert figures[key] > 0, key
+    assert figures["frames"] == 5 and figures["threads"] == 2
