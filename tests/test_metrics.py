@@ -13,6 +13,7 @@ from freehead.evaluation.metrics import (
     keypoint_distance_px,
     l1,
     measure_faces,
+    outside_change,
     pose_error_deg,
     psnr,
     sharpness,
@@ -65,6 +66,17 @@ def test_sharpness_ratio_falls_with_blur():
     inner[12:28, 12:28] = True  # away from the edge, where the 3x3 Laplacian sees outside
     assert sharpness(flat, inner) == pytest.approx(0.0)
     assert sharpness(flat, ~mask) == pytest.approx(sharpness(img, ~mask), rel=0.2)
+
+
+def test_outside_change_ignores_the_kept_region():
+    src = np.full((10, 10, 3), 0.5)
+    out = src.copy()
+    keep = np.zeros((10, 10), bool)
+    keep[2:4, 2:6] = True
+    out[keep] = 1.0  # changes inside the eyes do not count
+    assert outside_change(out, src, keep) == 0.0
+    out[9, 9] = 0.0  # one of 92 outside pixels changes by 0.5
+    assert outside_change(out, src, keep) == pytest.approx(0.5 / 92)
 
 
 def test_keypoint_pose_and_angle_errors():

@@ -80,6 +80,12 @@ def sharpness_ratio(output: np.ndarray, reference: np.ndarray, mask: np.ndarray 
     return sharpness(output, mask) / max(sharpness(reference, mask), 1e-12)
 
 
+def outside_change(output: np.ndarray, source: np.ndarray, keep: np.ndarray) -> float:
+    """Mean absolute change of [0, 1] images over the pixels where ``keep`` (bool (H, W))
+    is False, e.g. outside the eyes after gaze redirection."""
+    return float(np.abs(output - source)[~keep].mean())
+
+
 def keypoint_distance_px(a: np.ndarray, b: np.ndarray) -> float:
     """Mean 2D distance between two sets of points ``(K, 2+)`` in pixels (AKD)."""
     return float(np.linalg.norm(a[:, :2] - b[:, :2], axis=-1).mean())

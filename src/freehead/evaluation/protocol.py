@@ -230,14 +230,14 @@ class Evaluator:
         grid = self.config.gaze_grid
         for src in sources:
             method.prepare(src.image)
-            outside = ~src.measurement.eye_mask(src.image.shape[:2])
+            eyes = src.measurement.eye_mask(src.image.shape[:2])
             unit_src = M.to_unit(src.image)
             corners = {(grid[0], grid[0]): None, (grid[-1], grid[-1]): None}
             for pitch in grid:
                 for yaw in grid:
                     output = self._timed(tally, method.redirect_gaze, src.image, pitch, yaw)
-                    change = np.abs(M.to_unit(output) - unit_src)[outside].mean()
-                    tally.add("outside_eye_change", float(change))
+                    change = M.outside_change(M.to_unit(output), unit_src, eyes)
+                    tally.add("outside_eye_change", change)
                     m = M.measure_faces([output])[0]
                     self._score_identity(tally, src, output, m)
                     if m is None:
