@@ -1,0 +1,278 @@
+"""G = FlowNetwork + RenderNetwork (Free-HeadGAN §3.3, after HeadGAN), with the N-shot
+extension: M source images are warped to the target and blended with per-pixel softmax
+attention.
+
+Data flow at image size S (default 256):
+
+* per source (cached across frames): ``SourceEncoder`` on (source image, source sketch)
+  -> features h1, h2, h3 at S/2, S/4, S/8;
+* per frame: ``SketchEncoder`` on the target sketch -> t1, t2, t3 at S/2, S/4, S/8
+  (one encoder serves both networks, which saves a third of the per-frame cost);
+* FlowNetwork: (h3, t3) at S/8, then (up, h2, t2) at S/4 -> a dense flow w and an
+  attention logit m per source, at S/4; w is resized to every scale;
+* backward warping: out(p) = x(p + w(p)) of the source image and each feature scale;
+  N-shot: x̄ = Σ_j softmax_j(m) w_j(x_j), the same for features;
+* RenderNetwork: a decoder from t3 up to S/2, each block modulated (SPADE) by the warped
+  features and the warped image at its scale; at S two light convolutions over the
+  decoded features and the warped image; RGB out in [-1, 1].
+
+Flows are in crop coordinates (offsets of ``grid_sample``'s [-1, 1] grid), so a flow of
+(2 k / S, 0) everywhere shifts the image left by k pixels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from freehead.checkpoint import load_model
+
+SHIPPED = Path(__file__).resolve().parents[1] / "assets" / "models" / "generator.safetensors"
+
+
+@dataclass(frozen=True)
+class GeneratorConfig:
+    """Sizes of G. ``encoder_channels``: features at S/2, S/4, S/8 (source and sketch
+    encoders); ``render_channels``: decoder widths at S/8, S/4, S/2 and the full-size
+    stage."""
+
+    image_size: int = 256
+    encoder_channels: tuple[int, int, int] = (16, 32, 64)
+    flow_channels: int = 64
+    render_channels: tuple[int, int, int, int] = (64, 32, 16, 8)
+    modulation_channels: int = 16
+
+
+# ----------------------------------------------------------------------------- warping
+
+
+def identity_grid(b: int, h: int, w: int, device, dtype) -> Tensor:
+    """``(B, H, W, 2)`` pixel centres in [-1, 1] (align_corners=False)."""
+    ys = (torch.arange(h, device=device, dtype=dtype) * 2 + 1) / h - 1
+    xs = (torch.arange(w, device=device, dtype=dtype) * 2 + 1) / w - 1
+    gy, gx = torch.meshgrid(ys, xs, indexing="ij")
+    return torch.stack([gx, gy], -1).expand(b, h, w, 2)
+
+
+def resize(x: Tensor, size: int) -> Tensor:
+    """Bilinear resize to ``size`` x ``size`` (area averaging when shrinking)."""
+    if x.shape[-1] == size:
+        return x
+    if x.shape[-1] > size:
+        return F.adaptive_avg_pool2d(x, size)
+    return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
+
+
+def warp(x: Tensor, flow: Tensor) -> Tensor:
+    """Backward warping: ``out(p) = x(p + flow(p))``. x ``(B, C, H, W)``, flow ``(B, 2, h, w)``
+    in [-1, 1] units, resized to (H, W); samples outside take the border value."""
+    b, _, h, w = x.shape
+    f = resize(flow, h) if flow.shape[-1] != w else flow
+    grid = identity_grid(b, h, w, x.device, x.dtype) + f.permute(0, 2, 3, 1)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+# ------------------------------------------------------------------------------ blocks
+
+
+def conv(cin: int, cout: int, stride: int = 1) -> nn.Module:
+    return nn.Conv2d(cin, cout, 3, stride=stride, padding=1)
+
+
+class DownEncoder(nn.Module):
+    """Three stride-2 stages: ``(B, cin, S, S)`` -> features at S/2, S/4, S/8."""
+
+    def __init__(self, cin: int, channels: tuple[int, int, int]):
+        super().__init__()
+        stages, prev = [], cin
+        for c in channels:
+            stages.append(nn.Sequential(conv(prev, c, 2), nn.LeakyReLU(0.2, True),
+                                        conv(c, c), nn.LeakyReLU(0.2, True)))  # fmt: skip
+            prev = c
+        self.stages = nn.ModuleList(stages)
+
+    def forward(self, x: Tensor) -> list[Tensor]:
+        out = []
+        for stage in self.stages:
+            x = stage(x)
+            out.append(x)
+        return out
+
+
+class SPADEBlock(nn.Module):
+    """Residual block whose normalised activations are scaled and shifted per pixel by
+    maps predicted from a modulation input (Park et al. 2019). The scale and shift come
+    from one 1x1 convolution over a shared 3x3 embedding (9x cheaper than SPADE's 3x3
+    pair, which matters at full resolution on a CPU)."""
+
+    def __init__(self, cin: int, cout: int, cmod: int, hidden: int):
+        super().__init__()
+        self.norm = nn.InstanceNorm2d(cin, affine=False)
+        self.shared = nn.Sequential(conv(cmod, hidden), nn.ReLU(True))
+        self.scale_shift = nn.Conv2d(hidden, 2 * cin, 1)
+        self.conv = conv(cin, cout)
+        self.skip = nn.Conv2d(cin, cout, 1) if cin != cout else nn.Identity()
+        nn.init.zeros_(self.scale_shift.weight)
+        nn.init.zeros_(self.scale_shift.bias)
+
+    def forward(self, x: Tensor, modulation: Tensor) -> Tensor:
+        gamma, beta = self.scale_shift(self.shared(modulation)).chunk(2, dim=1)
+        y = self.norm(x) * (1 + gamma) + beta
+        return self.skip(x) + self.conv(F.leaky_relu(y, 0.2))
+
+
+# ---------------------------------------------------------------------------- networks
+
+
+@dataclass
+class SourceFeatures:
+    """A source's per-source work: image ``(N, 3, S, S)`` and features at S/2, S/4, S/8.
+    N = B * M for M sources per target (source j of target b at index b * M + j)."""
+
+    image: Tensor
+    features: list[Tensor] = field(default_factory=list)
+
+
+class FlowNetwork(nn.Module):
+    """Encodes sources (image + sketch), predicts flow and attention logits from the
+    source features and the target sketch's, and warps."""
+
+    def __init__(self, config: GeneratorConfig):
+        super().__init__()
+        _, c2, c3 = config.encoder_channels
+        f = config.flow_channels
+        self.source_encoder = DownEncoder(6, config.encoder_channels)
+        self.coarse = nn.Sequential(conv(2 * c3, f), nn.LeakyReLU(0.2, True), conv(f, f),
+                                    nn.LeakyReLU(0.2, True))  # fmt: skip
+        self.fine = nn.Sequential(conv(f + 2 * c2, f // 2), nn.LeakyReLU(0.2, True))
+        self.out = conv(f // 2, 3)  # 2 flow channels + 1 attention logit
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def encode_source(self, image: Tensor, sketch: Tensor) -> SourceFeatures:
+        """image, sketch ``(N, 3, S, S)`` in [-1, 1] -> :class:`SourceFeatures`."""
+        return SourceFeatures(
+            image=image, features=self.source_encoder(torch.cat([image, sketch], 1))
+        )
+
+    def flow(self, source: SourceFeatures, target: list[Tensor], m: int) -> tuple[Tensor, Tensor]:
+        """Flow ``(B * M, 2, S/4, S/4)`` and logits ``(B * M, 1, S/4, S/4)``; the target's
+        sketch features (B, ...) are repeated for each of its M sources."""
+        t2, t3 = (t.repeat_interleave(m, 0) for t in target[1:])
+        h2, h3 = source.features[1:]
+        x = self.coarse(torch.cat([h3, t3], 1))
+        x = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
+        out = self.out(self.fine(torch.cat([x, h2, t2], 1)))
+        return out[:, :2], out[:, 2:]
+
+    def forward(self, source: SourceFeatures, target: list[Tensor], m: int) -> WarpResult:
+        flow, logits = self.flow(source, target, m)
+        n = flow.shape[0] // m
+        weights = torch.softmax(logits.view(n, m, 1, *logits.shape[-2:]), dim=1)
+
+        def blend(x: Tensor) -> Tensor:
+            if m == 1:  # softmax over one source is 1: the plain path
+                return warp(x, flow)
+            warped = warp(x, flow).view(n, m, *x.shape[1:])
+            return (
+                warped
+                * resize(weights.flatten(0, 1), x.shape[-1]).view(n, m, 1, x.shape[-2], x.shape[-1])
+            ).sum(1)
+
+        return WarpResult(
+            image=blend(source.image),
+            features=[blend(h) for h in source.features],
+            flow=flow.view(n, m, *flow.shape[1:]),
+            weights=weights,
+        )
+
+
+@dataclass
+class WarpResult:
+    """The warped (and, for M > 1, blended) source: image ``(B, 3, S, S)``, features at
+    S/2, S/4, S/8; flows ``(B, M, 2, S/4, S/4)`` and attention weights
+    ``(B, M, 1, S/4, S/4)`` (softmax over M)."""
+
+    image: Tensor
+    features: list[Tensor]
+    flow: Tensor
+    weights: Tensor
+
+
+class RenderNetwork(nn.Module):
+    """From the target sketch's features up to an RGB image, each scale modulated by the
+    warped source features and the warped image."""
+
+    def __init__(self, config: GeneratorConfig):
+        super().__init__()
+        c1, c2, c3 = config.encoder_channels
+        r3, r2, r1, r0 = config.render_channels
+        hid = config.modulation_channels
+        self.head = conv(c3, r3)
+        self.block3 = SPADEBlock(r3, r2, c3 + 3, hid * 2)
+        self.block2 = SPADEBlock(r2 + c2, r1, c2 + 3, hid * 2)
+        self.block1 = SPADEBlock(r1 + c1, r0, c1 + 3, hid)
+        # full resolution: two light convolutions over the decoded features and the
+        # warped image, which carries the fine detail
+        self.full = nn.Sequential(conv(r0 + 3, r0), nn.LeakyReLU(0.2, True), conv(r0, 3))
+
+    def forward(self, target: list[Tensor], warped: WarpResult) -> Tensor:
+        t1, t2, t3 = target
+        w1, w2, w3 = warped.features
+        img = warped.image
+        s = img.shape[-1]
+
+        def up(x: Tensor) -> Tensor:
+            return F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
+
+        x = self.head(t3)
+        x = up(self.block3(x, torch.cat([w3, resize(img, s // 8)], 1)))
+        x = up(self.block2(torch.cat([x, t2], 1), torch.cat([w2, resize(img, s // 4)], 1)))
+        x = up(self.block1(torch.cat([x, t1], 1), torch.cat([w1, resize(img, s // 2)], 1)))
+        return torch.tanh(self.full(torch.cat([F.leaky_relu(x, 0.2), img], 1)))
+
+
+@dataclass
+class GeneratorOutput:
+    image: Tensor
+    warped: WarpResult
+
+
+class Generator(nn.Module):
+    """G. Images and sketches are ``(.., 3, S, S)`` in [-1, 1]."""
+
+    def __init__(self, config: GeneratorConfig = GeneratorConfig()):
+        super().__init__()
+        self.config = config
+        self.sketch_encoder = DownEncoder(3, config.encoder_channels)
+        self.flow = FlowNetwork(config)
+        self.render = RenderNetwork(config)
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path | None = None) -> Generator:
+        """Load a model file (or training checkpoint); None loads the shipped one."""
+        return load_model(
+            cls, GeneratorConfig, "generator", Path(path) if path is not None else SHIPPED
+        )
+
+    def encode_sources(self, images: Tensor, sketches: Tensor) -> SourceFeatures:
+        """Per-source work, done once: ``(B, M, 3, S, S)`` images and sketches."""
+        return self.flow.encode_source(images.flatten(0, 1), sketches.flatten(0, 1))
+
+    def render_frame(
+        self, sources: SourceFeatures, target_sketch: Tensor, m: int
+    ) -> GeneratorOutput:
+        """Per-frame work: target sketch ``(B, 3, S, S)`` with M sources per target."""
+        target = self.sketch_encoder(target_sketch)
+        warped = self.flow(sources, target, m)
+        return GeneratorOutput(image=self.render(target, warped), warped=warped)
+
+    def forward(self, images: Tensor, sketches: Tensor, target_sketch: Tensor) -> GeneratorOutput:
+        """images, sketches ``(B, M, 3, S, S)``; target_sketch ``(B, 3, S, S)``."""
+        return self.render_frame(
+            self.encode_sources(images, sketches), target_sketch, images.shape[1]
+        )

@@ -1,0 +1,150 @@
+"""The generator's parts: sketches, warping, N-shot attention, critics and losses."""
+
+import numpy as np
+import pytest
+import torch
+
+from freehead.models.critics import CriticConfig, Critics, mouth_crops
+from freehead.models.generator import Generator, GeneratorConfig, warp
+from freehead.perception.keypoints import KEYPOINT_PARTS
+from freehead.sketch import EYE_PARTS, draw_sketch, gaze_colour, gaze_from_colour
+from freehead.training.gan_losses import (
+    PerceptualLoss,
+    feature_matching_loss,
+    hinge_critic_loss,
+    hinge_generator_loss,
+    multiscale_ssim_loss,
+)
+
+TINY = GeneratorConfig(image_size=64, encoder_channels=(4, 8, 8), flow_channels=8,
+                       render_channels=(8, 8, 4, 4), modulation_channels=4)  # fmt: skip
+
+
+def face_keypoints() -> np.ndarray:
+    """A plausible frontal face in crop coordinates (the mean shape, placed)."""
+    from freehead.perception.keypoints import KEYPOINT_MESH_INDICES
+    from freehead.perception.shape import MeanShape
+
+    pts = MeanShape.default().points[list(KEYPOINT_MESH_INDICES)]
+    return pts * 0.5 + np.array([0.0, 0.05, 0.0])
+
+
+# ---------------------------------------------------------------------------- sketches
+
+
+def test_sketch_colours_eyes_by_gaze_and_parts_by_colour():
+    kp = face_keypoints()
+    a = draw_sketch(kp, np.array([10.0, -20.0]), 256)
+    b = draw_sketch(kp, np.array([[-15.0, 5.0], [-15.0, 5.0]]), 256)
+    assert a.shape == (256, 256, 3) and a.dtype == np.uint8
+    for part, sketch, want in ((EYE_PARTS[0], a, (10.0, -20.0)), (EYE_PARTS[1], b, (-15.0, 5.0))):
+        centre = kp[list(KEYPOINT_PARTS[part]), :2].mean(0)
+        x, y = ((centre + 1) * 128 - 0.5).round().astype(int)
+        rgb = sketch[y, x]
+        assert tuple(rgb) == gaze_colour(*want)
+        assert gaze_from_colour(rgb) == pytest.approx(want, abs=0.2)
+    # outside the eyes the two sketches agree: only the gaze changed
+    eyes = (a != b).any(-1)
+    assert 0 < eyes.sum() < 0.01 * eyes.size
+    assert len(np.unique(a.reshape(-1, 3), axis=0)) >= 8  # distinct part colours
+
+
+# ---------------------------------------------------------------------------- warping
+
+
+def test_zero_flow_returns_the_input():
+    x = torch.rand(2, 3, 16, 16)
+    assert torch.allclose(warp(x, torch.zeros(2, 2, 16, 16)), x, atol=1e-6)
+
+
+def test_a_translation_flow_moves_the_image():
+    x = torch.zeros(1, 1, 32, 32)
+    x[0, 0, 10, 12] = 1.0
+    k = 3  # out(p) = x(p + w): a flow of +k pixels in x moves content k pixels left
+    flow = torch.zeros(1, 2, 8, 8)
+    flow[:, 0] = 2 * k / 32
+    out = warp(x, flow)
+    assert out[0, 0, 10, 12 - k] == pytest.approx(1.0, abs=1e-5)
+    assert out.sum() == pytest.approx(1.0, abs=1e-4)
+
+
+# --------------------------------------------------------------------------- generator
+
+
+@pytest.mark.parametrize("m", [1, 3])
+def test_generator_shapes_and_attention(m):
+    torch.manual_seed(0)
+    g = Generator(TINY).eval()
+    with torch.no_grad():  # give the attention something to do
+        g.flow.out.weight.normal_(std=0.1)
+    imgs = torch.rand(2, m, 3, 64, 64) * 2 - 1
+    out = g(imgs, torch.rand(2, m, 3, 64, 64), torch.rand(2, 3, 64, 64))
+    assert out.image.shape == (2, 3, 64, 64)
+    assert out.image.abs().max() <= 1
+    assert out.warped.flow.shape == (2, m, 2, 16, 16)
+    assert out.warped.weights.shape == (2, m, 1, 16, 16)
+    assert torch.allclose(out.warped.weights.sum(1), torch.ones(2, 1, 16, 16), atol=1e-6)
+
+
+def test_copies_of_one_source_give_the_single_source_output():
+    """N-shot with M identical sources blends M identical warps: the M = 1 path."""
+    torch.manual_seed(1)
+    g = Generator(TINY).eval()
+    with torch.no_grad():
+        g.flow.out.weight.normal_(std=0.1)
+    img, sk, tgt = (
+        torch.rand(1, 1, 3, 64, 64),
+        torch.rand(1, 1, 3, 64, 64),
+        torch.rand(1, 3, 64, 64),
+    )
+    one = g(img, sk, tgt).image
+    three = g(img.expand(1, 3, -1, -1, -1), sk.expand(1, 3, -1, -1, -1), tgt).image
+    assert torch.allclose(one, three, atol=1e-5)
+
+
+def test_a_fresh_generator_starts_from_the_unwarped_source():
+    g = Generator(TINY)
+    out = g(torch.rand(1, 1, 3, 64, 64), torch.rand(1, 1, 3, 64, 64), torch.rand(1, 3, 64, 64))
+    assert torch.equal(out.warped.flow, torch.zeros_like(out.warped.flow))
+
+
+# ------------------------------------------------------------------- critics and losses
+
+
+def test_hinge_losses_on_hand_made_scores():
+    real = [[torch.tensor([2.0, 0.5])]]
+    fake = [[torch.tensor([-2.0, 0.5])]]
+    # critic: mean(relu(1 - [2, .5])) + mean(relu(1 + [-2, .5])) = 0.25 + 0.75
+    assert float(hinge_critic_loss(real, fake)) == pytest.approx(1.0)
+    assert float(hinge_generator_loss(fake)) == pytest.approx(0.75)
+    two = [[torch.tensor([0.0])], [torch.tensor([4.0])]]  # averaged over critics
+    assert float(hinge_generator_loss(two)) == pytest.approx(-2.0)
+
+
+def test_feature_matching_compares_all_but_the_scores():
+    real = [[torch.zeros(2), torch.ones(3), torch.tensor([9.0])]]
+    fake = [[torch.ones(2), torch.ones(3), torch.tensor([-9.0])]]
+    assert float(feature_matching_loss(real, fake)) == pytest.approx(0.5)
+
+
+def test_critics_and_mouth_crops():
+    critics = Critics(CriticConfig(channels=(8, 16), mouth_size=32, mouth_channels=(8, 16)))
+    kp = torch.from_numpy(face_keypoints()).float()[None].expand(2, -1, -1)
+    img = torch.rand(2, 3, 64, 64)
+    out = critics(img, torch.rand(2, 3, 64, 64), kp)
+    assert len(out) == 3 and out[0][-1].shape == (2, 1, 16, 16) and out[1][-1].shape == (2, 1, 8, 8)
+    # the mouth crop shows the lips: a dot at the lips' centre lands in the crop's middle
+    dot = torch.zeros(1, 1, 64, 64)
+    cx, cy = ((kp[0, 48:68, :2].mean(0) + 1) * 32 - 0.5).round().long().tolist()
+    dot[0, 0, cy - 1 : cy + 2, cx - 1 : cx + 2] = 1
+    crop = mouth_crops(dot, kp[:1], 32, 2.0)[0, 0]
+    assert crop[14:18, 14:18].max() > 0.5 and crop[:4].max() == 0
+
+
+def test_perceptual_loss_falls_back_loudly_without_vgg_weights(tmp_path, caplog):
+    loss = PerceptualLoss(weights=tmp_path / "absent.pth")
+    assert loss.kind == "l1+ms-ssim" and "no VGG19" in loss.note
+    assert "no VGG19" in caplog.text
+    x = torch.rand(1, 3, 64, 64) * 2 - 1
+    assert float(loss(x, x)) == pytest.approx(0.0, abs=1e-5)
+    assert float(multiscale_ssim_loss(x, -x)) > 0.5
