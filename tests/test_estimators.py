@@ -281,10 +281,10 @@ def test_training_state_round_trip(tmp_path):
     model(torch.rand(2, 3, 64, 64)).keypoints.sum().backward()
     opt.step()
     path = tmp_path / "state.safetensors"
-    save_training_state(path, model, opt, 7, "keypoints", KeypointRunConfig(), SMALL_KP)
+    save_training_state(path, model, {"model": opt}, 7, "keypoints", KeypointRunConfig(), SMALL_KP)
     model2 = KeypointEstimator(SMALL_KP)
     opt2 = torch.optim.AdamW(model2.parameters(), lr=1e-3)
-    assert load_training_state(path, model2, opt2, "keypoints") == 7
+    assert load_training_state(path, model2, {"model": opt2}, "keypoints") == 7
     for a, b in zip(model.state_dict().values(), model2.state_dict().values(), strict=True):
         assert torch.equal(a, b)
     s1, s2 = opt.state_dict(), opt2.state_dict()
@@ -295,4 +295,4 @@ def test_training_state_round_trip(tmp_path):
     # a model loads from a training state too
     assert KeypointEstimator.from_pretrained(path).config == SMALL_KP
     with pytest.raises(FreeheadError, match="not a gaze training state"):
-        load_training_state(path, model2, opt2, "gaze")
+        load_training_state(path, model2, {"model": opt2}, "gaze")

@@ -89,7 +89,8 @@ def load_model(model_type: type[M], config_type: type, kind: str, path: Path) ->
     training state of ``kind``) and load its weights."""
     config = config_from_dict(config_type, model_kind_and_config(path, kind), str(path))
     model = model_type(config)
-    prefix = "model/" if read_metadata(path)["freehead"] == "training-state" else ""
+    meta = read_metadata(path)
+    prefix = meta.get("network_prefix", "model/") if meta["freehead"] == "training-state" else ""
     load_weights(path, model, prefix)
     return model
 
@@ -97,22 +98,29 @@ def load_model(model_type: type[M], config_type: type, kind: str, path: Path) ->
 def save_training_state(
     path: str | Path,
     model: nn.Module,
-    optimizer: torch.optim.Optimizer,
+    optimizers: dict[str, torch.optim.Optimizer],
     step: int,
     kind: str,
     run_config: Any,
     model_config: Any,
+    network_prefix: str = "",
 ) -> None:
-    """Weights under ``model/``, optimiser tensors under ``optimizer/<param>/<name>``."""
+    """Weights under ``model/``; each optimiser's tensors under
+    ``optimizer/<name>/<param>/<key>`` and the rest as JSON. ``network_prefix`` is where the
+    shipped network's weights sit inside ``model`` (e.g. ``generator.`` when the model
+    also holds critics), so the file loads as that network too."""
     tensors = {f"model/{k}": v for k, v in model.state_dict().items()}
-    opt = optimizer.state_dict()
-    plain_state: dict[str, dict[str, Any]] = {}
-    for pid, state in opt["state"].items():
-        for name, value in state.items():
-            if isinstance(value, torch.Tensor):
-                tensors[f"optimizer/{pid}/{name}"] = value
-            else:
-                plain_state.setdefault(str(pid), {})[name] = value
+    plain: dict[str, Any] = {}
+    for name, optimizer in optimizers.items():
+        opt = optimizer.state_dict()
+        plain_state: dict[str, dict[str, Any]] = {}
+        for pid, state in opt["state"].items():
+            for key, value in state.items():
+                if isinstance(value, torch.Tensor):
+                    tensors[f"optimizer/{name}/{pid}/{key}"] = value
+                else:
+                    plain_state.setdefault(str(pid), {})[key] = value
+        plain[name] = {"param_groups": opt["param_groups"], "state": plain_state}
     meta = {
         "freehead": "training-state",
         "format": FORMAT,
@@ -120,35 +128,43 @@ def save_training_state(
         "step": str(step),
         "config": config_to_json(run_config),
         "model_config": config_to_json(model_config),
-        "optimizer": json.dumps({"param_groups": opt["param_groups"], "state": plain_state}),
+        "network_prefix": f"model/{network_prefix}",
+        "optimizers": json.dumps(plain),
     }
     _write(Path(path), tensors, meta)
 
 
 def load_training_state(
-    path: str | Path, model: nn.Module, optimizer: torch.optim.Optimizer, kind: str
+    path: str | Path, model: nn.Module, optimizers: dict[str, torch.optim.Optimizer], kind: str
 ) -> int:
-    """Restore model and optimiser from ``path``; returns the step it was saved at."""
+    """Restore model and optimisers from ``path``; returns the step it was saved at."""
     meta = read_metadata(path)
     if meta.get("freehead") != "training-state" or meta.get("kind") != kind:
         raise FreeheadError(f"{path} is not a {kind} training state")
     load_weights(path, model, prefix="model/")
     tensors = read_tensors(path)
     try:
-        opt_meta = json.loads(meta["optimizer"])
-        state: dict[int, dict[str, Any]] = {}
-        for key, value in tensors.items():
-            if key.startswith("optimizer/"):
-                _, pid, name = key.split("/", 2)
-                state.setdefault(int(pid), {})[name] = value
-        for pid, extra in opt_meta["state"].items():
-            state.setdefault(int(pid), {}).update(extra)
-        # JSON turned tuples (e.g. Adam's betas) into lists; "params" is a list of ids
-        groups = [
-            {k: (tuple(v) if isinstance(v, list) and k != "params" else v) for k, v in g.items()}
-            for g in opt_meta["param_groups"]
-        ]
-        optimizer.load_state_dict({"state": state, "param_groups": groups})
+        saved = json.loads(meta["optimizers"])
+        if set(saved) != set(optimizers):
+            raise ValueError(f"optimisers {sorted(saved)} in the file, {sorted(optimizers)} here")
+        for name, optimizer in optimizers.items():
+            state: dict[int, dict[str, Any]] = {}
+            prefix = f"optimizer/{name}/"
+            for key, value in tensors.items():
+                if key.startswith(prefix):
+                    pid, k = key[len(prefix) :].split("/", 1)
+                    state.setdefault(int(pid), {})[k] = value
+            for pid, extra in saved[name]["state"].items():
+                state.setdefault(int(pid), {}).update(extra)
+            # JSON turned tuples (e.g. Adam's betas) into lists; "params" is a list of ids
+            groups = [
+                {
+                    k: (tuple(v) if isinstance(v, list) and k != "params" else v)
+                    for k, v in g.items()
+                }
+                for g in saved[name]["param_groups"]
+            ]
+            optimizer.load_state_dict({"state": state, "param_groups": groups})
         return int(meta["step"])
     except (KeyError, ValueError, json.JSONDecodeError) as e:
         raise FreeheadError(f"{path}: the optimiser state does not fit this run ({e})") from e

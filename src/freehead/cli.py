@@ -89,7 +89,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         description="Train one part on a dataset. Works the same under torchrun "
         "(e.g. torchrun --nproc-per-node 2 $(which freehead) train keypoints ...).",
     )
-    p.add_argument("part", choices=["keypoints", "gaze"], help="which network")
+    p.add_argument("part", choices=["keypoints", "gaze", "generator"], help="which network")
     p.add_argument("--data", required=True, help="dataset folder (freehead preprocess)")
     p.add_argument("--out", required=True, help="run folder; resumed if it exists")
     p.add_argument("--config", default=None, help="YAML run config (default: the defaults)")

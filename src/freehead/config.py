@@ -58,8 +58,9 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
     return value
 
 
-def config_from_dict(cls: type[C], data: Any, where: str = "config") -> C:
-    """Build ``cls`` from a mapping; fields left out keep their defaults."""
+def config_from_dict(cls: type[C], data: Any, where: str = "config", base: C | None = None) -> C:
+    """Build ``cls`` from a mapping; fields left out keep their values in ``base``
+    (default: ``cls()``), so a nested config keeps its parent's defaults for it."""
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -69,9 +70,15 @@ def config_from_dict(cls: type[C], data: Any, where: str = "config") -> C:
     unknown = sorted(set(data) - names)
     if unknown:
         raise FreeheadError(f"{where}: unknown field(s) {', '.join(unknown)}")
-    kwargs = {k: _convert(hints[k], v, f"{where}.{k}") for k, v in data.items()}
     try:
-        return cls(**kwargs)
+        start = base if base is not None else cls()
+        kwargs = {}
+        for k, v in data.items():
+            if dataclasses.is_dataclass(hints[k]):
+                kwargs[k] = config_from_dict(hints[k], v, f"{where}.{k}", getattr(start, k))
+            else:
+                kwargs[k] = _convert(hints[k], v, f"{where}.{k}")
+        return dataclasses.replace(start, **kwargs)  # type: ignore[type-var]
     except (TypeError, ValueError) as e:
         raise FreeheadError(f"{where}: {e}") from e
 

@@ -14,7 +14,8 @@ Data flow at image size S (default 256):
   N-shot: x̄ = Σ_j softmax_j(m) w_j(x_j), the same for features;
 * RenderNetwork: a decoder from t3 up to S/2, each block modulated (SPADE) by the warped
   features and the warped image at its scale; at S two light convolutions over the
-  decoded features and the warped image; RGB out in [-1, 1].
+  decoded features and the warped image give RGB and a mask that blends the rendered
+  colours with the warped image (occlusion-aware output, as in FOMM); out in [-1, 1].
 
 Flows are in crop coordinates (offsets of ``grid_sample``'s [-1, 1] grid), so a flow of
 (2 k / S, 0) everywhere shifts the image left by k pixels.
@@ -217,8 +218,11 @@ class RenderNetwork(nn.Module):
         self.block2 = SPADEBlock(r2 + c2, r1, c2 + 3, hid * 2)
         self.block1 = SPADEBlock(r1 + c1, r0, c1 + 3, hid)
         # full resolution: two light convolutions over the decoded features and the
-        # warped image, which carries the fine detail
-        self.full = nn.Sequential(conv(r0 + 3, r0), nn.LeakyReLU(0.2, True), conv(r0, 3))
+        # warped image give colours and a blending mask; where the mask is high the output
+        # is the warped source itself, which carries the fine detail. It starts high
+        # (sigmoid(3) = 0.95), so a fresh G begins as "copy the warped source".
+        self.full = nn.Sequential(conv(r0 + 3, r0), nn.LeakyReLU(0.2, True), conv(r0, 4))
+        nn.init.constant_(self.full[-1].bias[3:], 3.0)
 
     def forward(self, target: list[Tensor], warped: WarpResult) -> Tensor:
         t1, t2, t3 = target
@@ -233,7 +237,9 @@ class RenderNetwork(nn.Module):
         x = up(self.block3(x, torch.cat([w3, resize(img, s // 8)], 1)))
         x = up(self.block2(torch.cat([x, t2], 1), torch.cat([w2, resize(img, s // 4)], 1)))
         x = up(self.block1(torch.cat([x, t1], 1), torch.cat([w1, resize(img, s // 2)], 1)))
-        return torch.tanh(self.full(torch.cat([F.leaky_relu(x, 0.2), img], 1)))
+        out = self.full(torch.cat([F.leaky_relu(x, 0.2), img], 1))
+        mask = torch.sigmoid(out[:, 3:])
+        return mask * img + (1 - mask) * torch.tanh(out[:, :3])
 
 
 @dataclass

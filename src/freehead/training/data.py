@@ -199,3 +199,65 @@ class InfiniteSampler(Sampler[int]):
         while True:
             perm = torch.randperm(self.size, generator=g)
             yield from perm[self.rank :: self.world].tolist()
+
+
+def sketch_of(labels: ClipLabels, index: int, size: int) -> np.ndarray:
+    """The generator's conditioning sketch of a labelled frame (pseudo-label keypoints
+    and per-eye gaze), ``(size, size, 3)`` uint8."""
+    from freehead.geometry import angles_from_gaze
+    from freehead.sketch import draw_sketch
+
+    gaze = angles_from_gaze(torch.from_numpy(labels.eye_gaze[index].astype(np.float64))).numpy()
+    return draw_sketch(labels.keypoints[index], gaze, size)
+
+
+def _unit(image: np.ndarray) -> torch.Tensor:
+    return (
+        torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div(127.5).sub(1.0)
+    )
+
+
+class GeneratorPairs(TorchDataset):
+    """Training samples for G: target = frame ``i``, ``sources`` other random frames of its
+    clip. Each item: ``source_image``, ``source_sketch`` ``(M, 3, S, S)``, ``target_image``,
+    ``target_sketch`` ``(3, S, S)`` (all in [-1, 1]) and ``target_keypoints`` ``(68, 3)``.
+    Colour jitter is the same for the sources and the target of an item."""
+
+    def __init__(self, frames: ClipFrames, sources: int, augment: AugmentConfig | None):
+        self.frames = frames
+        self.sources = sources
+        self.augment = augment
+        self.size = frames.dataset.settings().size
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def item(
+        self, target: FrameRef, sources: list[FrameRef], seed: int | None
+    ) -> dict[str, torch.Tensor]:
+        """The sample of a given target and sources (``seed``: colour jitter, None = off)."""
+        size = self.size
+        lab = self.frames.labels[target.clip]
+
+        def look(ref: FrameRef) -> np.ndarray:
+            image = self.frames.image(ref)
+            if self.augment is not None and seed is not None:
+                image = photometric(image, self.augment, np.random.default_rng(seed))
+            return image
+
+        return {
+            "source_image": torch.stack([_unit(look(r)) for r in sources]),
+            "source_sketch": torch.stack([_unit(sketch_of(lab, r.index, size)) for r in sources]),
+            "target_image": _unit(look(target)),
+            "target_sketch": _unit(sketch_of(lab, target.index, size)),
+            "target_keypoints": torch.from_numpy(lab.keypoints[target.index].copy()),
+        }
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        rng = _rng()
+        target = self.frames.frames[index]
+        pool = self.frames.clip_frames[target.clip]
+        picks = rng.choice(pool, size=self.sources, replace=len(pool) < self.sources + 1)
+        sources = [FrameRef(target.clip, int(j)) for j in picks]
+        seed = int(rng.integers(2**31)) if self.augment is not None else None
+        return self.item(target, sources, seed)

@@ -28,6 +28,7 @@ import re
 import sys
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -93,9 +94,41 @@ class Task(ABC):
     def __init__(self, config: Any, dataset: Dataset):
         self.config = config
         self.dataset = dataset
+        self.run_dir: Path | None = None  # set by the loop; where validate may write pictures
 
     @abstractmethod
-    def build_model(self) -> nn.Module: ...
+    def build_model(self) -> nn.Module:
+        """Everything that trains (for a GAN: the generator and its critics)."""
+
+    def build_optimizers(self, model: nn.Module) -> dict[str, torch.optim.Optimizer]:
+        """One AdamW over the whole model (override for several, e.g. G and D)."""
+        cfg: TrainConfig = self.config.train
+        return {
+            "model": torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        }
+
+    def distribute(self, model: nn.Module, wrap: Callable[[nn.Module], nn.Module]) -> Any:
+        """What :meth:`train_step` calls: the model with ``wrap`` (DDP, or nothing)
+        applied to each part that runs a forward pass of its own."""
+        return wrap(model)
+
+    def train_step(
+        self, wrapped: Any, batch: dict[str, Tensor], optimizers: dict[str, torch.optim.Optimizer]
+    ) -> dict[str, Tensor]:
+        """One optimisation step; returns the loss terms (detached or not). The default
+        minimises :meth:`losses` with the one optimiser."""
+        (optimizer,) = optimizers.values()
+        terms = self.losses(wrapped, batch)
+        check_finite(terms["loss"])
+        optimizer.zero_grad(set_to_none=True)
+        terms["loss"].backward()
+        clip_gradients(optimizer, self.config.train.grad_clip)
+        optimizer.step()
+        return terms
+
+    def export(self, model: nn.Module) -> tuple[nn.Module, str]:
+        """The network to ship and where it sits in ``model``'s state dict (a prefix)."""
+        return model, ""
 
     @abstractmethod
     def initialise(self, model: nn.Module) -> None:
@@ -104,14 +137,25 @@ class Task(ABC):
     @abstractmethod
     def train_dataset(self) -> TorchDataset: ...
 
-    @abstractmethod
-    def losses(self, model: nn.Module, batch: dict[str, Tensor]) -> dict[str, Tensor]:
-        """Loss terms of a batch; ``"loss"`` is what is minimised. ``model`` may be the
-        DDP wrapper: call it once per step."""
+    def losses(self, model: Any, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Loss terms of a batch for the default :meth:`train_step`; ``"loss"`` is what is
+        minimised. ``model`` may be the DDP wrapper: call it once per step."""
+        raise NotImplementedError
 
     @abstractmethod
-    def validate(self, model: nn.Module) -> dict[str, float]:
-        """Held-out figures (model in eval mode, no grad)."""
+    def validate(self, model: nn.Module, step: int) -> dict[str, float]:
+        """Held-out figures (model in eval mode, no grad) after ``step`` steps."""
+
+
+def check_finite(loss: Tensor) -> None:
+    if not torch.isfinite(loss):
+        raise FreeheadError(f"the loss became {loss.item()}; lower the learning rate")
+
+
+def clip_gradients(optimizer: torch.optim.Optimizer, max_norm: float) -> None:
+    if max_norm > 0:
+        params = [p for g in optimizer.param_groups for p in g["params"]]
+        nn.utils.clip_grad_norm_(params, max_norm)
 
 
 @dataclass(frozen=True)
@@ -255,18 +299,20 @@ def _train(
         if not (run / "config.yaml").is_file():
             atomic_write_bytes(run / "config.yaml", config_to_yaml(config).encode())
     task = task_type(config, dataset)
+    task.run_dir = run
     device = torch.device(f"cuda:{dist.local_rank}" if torch.cuda.is_available() else "cpu")
 
     torch.manual_seed(cfg.seed)
     model = task.build_model()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    optimizers = task.build_optimizers(model)
+    base_lr = {name: [g["lr"] for g in opt.param_groups] for name, opt in optimizers.items()}
     step = 0
     if dist.main:  # leftovers of a checkpoint whose writing was killed
         for tmp in (run / "checkpoints").glob(".step_*"):
             tmp.unlink(missing_ok=True)
     for _, path in checkpoint_paths(run):
         try:
-            step = load_training_state(path, model, optimizer, task.kind)
+            step = load_training_state(path, model, optimizers, task.kind)
             log.info("resuming %s from %s (step %d)", run, path.name, step)
             break
         except FreeheadError as e:
@@ -274,15 +320,20 @@ def _train(
     else:
         task.initialise(model)
     model.to(device)
-    for state in optimizer.state.values():
-        for k, v in state.items():
-            if isinstance(v, Tensor) and k != "step":
-                state[k] = v.to(device)
-    wrapped: nn.Module = model
-    if dist.enabled:
-        wrapped = DistributedDataParallel(
-            model, device_ids=[dist.local_rank] if device.type == "cuda" else None
+    for optimizer in optimizers.values():
+        for state in optimizer.state.values():
+            for k, v in state.items():
+                if isinstance(v, Tensor) and k != "step":
+                    state[k] = v.to(device)
+
+    def wrap(module: nn.Module) -> nn.Module:
+        if not dist.enabled:
+            return module
+        return DistributedDataParallel(
+            module, device_ids=[dist.local_rank] if device.type == "cuda" else None
         )
+
+    wrapped = task.distribute(model, wrap)
 
     train_log = CsvLog(run / "train.csv", step) if dist.main else None
     val_log = CsvLog(run / "val.csv", step) if dist.main else None
@@ -314,18 +365,11 @@ def _train(
     while step < cfg.steps:
         batch = {k: v.to(device, non_blocking=True) for k, v in next(batches).items()}
         lr = cfg.lr_at(step)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
+        for name, optimizer in optimizers.items():
+            for group, base in zip(optimizer.param_groups, base_lr[name], strict=True):
+                group["lr"] = base * lr / cfg.lr
         model.train()
-        terms = task.losses(wrapped, batch)
-        loss = terms["loss"]
-        if not torch.isfinite(loss):
-            raise FreeheadError(f"the loss became {loss.item()} at step {step}; lower the lr")
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if cfg.grad_clip > 0:
-            nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        optimizer.step()
+        terms = task.train_step(wrapped, batch, optimizers)
         step += 1
         for k, v in terms.items():
             sums[k] = sums.get(k, 0.0) + float(v.detach())
@@ -344,11 +388,11 @@ def _train(
         if step % cfg.checkpoint_every == 0 or step == cfg.steps:
             _sync_buffers(model, dist)
             if dist.main:
-                _save_checkpoint(run, model, optimizer, step, task, config, cfg.keep_checkpoints)
+                _save_checkpoint(run, model, optimizers, step, task, config, cfg.keep_checkpoints)
         if dist.main and (step % cfg.validate_every == 0 or step == cfg.steps):
             model.eval()
             with torch.inference_mode():
-                figures = task.validate(model)
+                figures = task.validate(model, step)
             log.info("step %d validation: %s", step, _fmt(figures))
             assert val_log is not None
             val_log.write({"step": step} | figures)
@@ -371,7 +415,8 @@ def _train(
             if len(set(digests)) != 1:
                 raise FreeheadError(f"ranks ended with different weights: {digests}")
     if dist.main:
-        save_model(final, model.cpu(), task.kind, config.model)
+        network, _ = task.export(model)
+        save_model(final, network.cpu(), task.kind, config.model)
         log.info("wrote %s", final)
     return final
 
@@ -379,14 +424,15 @@ def _train(
 def _save_checkpoint(
     run: Path,
     model: nn.Module,
-    optimizer: torch.optim.Optimizer,
+    optimizers: dict[str, torch.optim.Optimizer],
     step: int,
     task: Task,
     config: Any,
     keep: int,
 ) -> None:
     path = run / "checkpoints" / f"step_{step:08d}.safetensors"
-    save_training_state(path, model, optimizer, step, task.kind, config, config.model)
+    _, prefix = task.export(model)
+    save_training_state(path, model, optimizers, step, task.kind, config, config.model, prefix)
     for _, old in checkpoint_paths(run)[max(1, keep) :]:
         old.unlink(missing_ok=True)
 

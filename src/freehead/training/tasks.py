@@ -97,7 +97,7 @@ class KeypointTask(Task):
 
         return keypoint_losses(half(0), half(1), targets(0), targets(1), self.config.loss)
 
-    def validate(self, model: nn.Module) -> dict[str, float]:
+    def validate(self, model: nn.Module, step: int) -> dict[str, float]:
         assert isinstance(model, KeypointEstimator)
         frames = ClipFrames(self.dataset, "heldout")
         refs = frames.evenly_spaced(self.config.train.validation_frames)
@@ -158,11 +158,17 @@ class GazeTask(Task):
         targets = frames.to_local(batch["meshes"]).flatten(0, 1)
         return gaze_losses(model(patches), targets, self.config.loss)
 
-    def validate(self, model: nn.Module) -> dict[str, float]:
+    def validate(self, model: nn.Module, step: int) -> dict[str, float]:
         assert isinstance(model, GazeEstimator)
         frames = ClipFrames(self.dataset, "heldout", need_open_eyes=True)
         refs = frames.evenly_spaced(self.config.train.validation_frames)
         return evaluate_estimators(frames, refs, gaze_model=model)
 
 
-TASKS: dict[str, type[Task]] = {"keypoints": KeypointTask, "gaze": GazeTask}
+def _tasks() -> dict[str, type[Task]]:
+    from freehead.training.generator_task import GeneratorTask
+
+    return {"keypoints": KeypointTask, "gaze": GazeTask, "generator": GeneratorTask}
+
+
+TASKS: dict[str, type[Task]] = _tasks()
