@@ -124,6 +124,8 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", required=True, help="dataset folder")
     p.add_argument("--samples", default="data/samples", help="sample data (portraits)")
     p.add_argument("--quick", action="store_true", help="a small run (under a minute)")
+    p.add_argument("--generator", default=None, help="method freehead: G model file "
+                   "(default: the shipped one)")  # fmt: skip
     p.add_argument("--json", default=None, help="write the results here")
     p.add_argument("--grid", default=None, help="write example pictures here (.png)")
     p.add_argument("--threads", type=int, default=2, help="torch threads (default: 2)")
@@ -291,7 +293,11 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         raise FreeheadError(f"--grid must be a .png file, not {Path(args.grid).name}")
     torch.set_num_threads(args.threads)
     config = ProtocolConfig.quick() if args.quick else ProtocolConfig()
-    results, examples = evaluate(METHODS[args.method](), args.data, args.samples, config)
+    if args.generator and args.method != "freehead":
+        raise FreeheadError("--generator is for --method freehead")
+    method = METHODS[args.method]
+    instance = method(generator=args.generator) if args.method == "freehead" else method()
+    results, examples = evaluate(instance, args.data, args.samples, config)
     if args.json:
         atomic_write_json(Path(args.json), results)
     if args.grid:

@@ -62,4 +62,100 @@ class Oracle(Method):
         return jpeg_round_trip(source)
 
 
-METHODS: dict[str, type[Method]] = {"copy-source": CopySource, "oracle": Oracle}
+class FreeheadMethod(Method):
+    """The full freehead path on face crops: E_can and E_gaze on source and driver, the
+    driver's motion put on the source's canonical keypoints
+    (p = s_d R_d p_can^src + t_d + d_d), gaze-coded sketches, G.
+
+    Source work (analysis, sketch, G's source encoding) is cached per source image.
+    """
+
+    name = "freehead"
+    description = "E_can + E_gaze + sketch + G (freehead's own models)"
+
+    def __init__(self, generator: str | None = None, keypoints: str | None = None,
+                 gaze: str | None = None):  # fmt: skip
+        from freehead.models import GazeEstimator, KeypointEstimator
+        from freehead.models.generator import Generator
+
+        self.e_can = KeypointEstimator.from_pretrained(keypoints).eval()
+        self.e_gaze = GazeEstimator.from_pretrained(gaze).eval()
+        self.g = Generator.from_pretrained(generator).eval()
+        self._key: bytes | None = None
+        self._source: tuple | None = None
+
+    def _analyse(self, crop: np.ndarray):
+        """E_can's prediction and per-eye (pitch, yaw) ``(2, 2)`` of one crop."""
+        import torch
+
+        from freehead.geometry import angles_from_gaze
+        from freehead.models.backbone import to_network_input
+
+        with torch.inference_mode():
+            pred = self.e_can(self.e_can.prepare(crop))
+            eyes = self.e_gaze.predict(to_network_input(crop), pred.keypoints)
+        return pred, angles_from_gaze(eyes.eye_gaze[0]).numpy()
+
+    def _render(self, sketch: np.ndarray) -> np.ndarray:
+        import torch
+
+        from freehead.models.backbone import to_network_input
+
+        assert self._source is not None
+        with torch.inference_mode():
+            out = self.g.render_frame(self._source[2], to_network_input(sketch), 1).image[0]
+        return ((out.permute(1, 2, 0).clamp(-1, 1) + 1) * 127.5).round().byte().numpy()
+
+    def _crop(self, image: np.ndarray) -> np.ndarray:
+        size = self.g.config.image_size
+        if image.shape[0] != size:
+            image = cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA)
+        return image
+
+    def prepare(self, source: np.ndarray) -> None:
+        import hashlib
+
+        import torch
+
+        from freehead.models.backbone import to_network_input
+        from freehead.sketch import draw_sketch
+
+        source = self._crop(source)
+        key = hashlib.blake2b(source.tobytes(), digest_size=16).digest()
+        if key == self._key:
+            return
+        pred, angles = self._analyse(source)
+        sketch = draw_sketch(pred.keypoints[0].numpy(), angles, source.shape[0])
+        with torch.inference_mode():
+            features = self.g.encode_sources(
+                to_network_input(source)[None], to_network_input(sketch)[None]
+            )
+        self._key, self._source = key, (pred, angles, features)
+
+    def reenact(self, source: np.ndarray, driver: np.ndarray) -> np.ndarray:
+        from freehead.geometry import adapt
+        from freehead.sketch import draw_sketch
+
+        self.prepare(source)
+        assert self._source is not None
+        src = self._source[0]
+        drv, angles = self._analyse(self._crop(driver))
+        keypoints = adapt(src.canonical, drv.rotation, drv.translation, drv.scale, drv.deformation)
+        return self._render(draw_sketch(keypoints[0].numpy(), angles, self.g.config.image_size))
+
+    def redirect_gaze(self, source: np.ndarray, pitch: float, yaw: float) -> np.ndarray:
+        from freehead.sketch import draw_sketch
+
+        self.prepare(source)
+        assert self._source is not None
+        keypoints = self._source[0].keypoints[0].numpy()
+        return self._render(
+            draw_sketch(keypoints, np.array([pitch, yaw]), self.g.config.image_size)
+        )
+
+
+METHODS: dict[str, type[Method]] = {
+    "copy-source": CopySource,
+    "oracle": Oracle,
+    "freehead": FreeheadMethod,
+}
