@@ -164,6 +164,7 @@ train: {steps: 40, batch_size: 2, checkpoint_every: 20, validate_every: 40, log_
 
 def test_a_few_generator_steps_lower_the_loss(tiny_dataset, tmp_path):
     import csv
+    import json
 
     from freehead.checkpoint import read_metadata
     from freehead.training.generator_task import GeneratorTask
@@ -180,6 +181,11 @@ def test_a_few_generator_steps_lower_the_loss(tiny_dataset, tmp_path):
     assert len(l1) == 40
     assert np.mean(l1[-10:]) < np.mean(l1[:5])
     assert (run / "val" / "step_00000040.png").is_file()
+    info = json.loads((run / "run_info.json").read_text())
+    from freehead.training.gan_losses import find_vgg19_weights
+
+    want = "vgg19" if find_vgg19_weights() else "l1+ms-ssim"
+    assert info["perceptual_loss"] == want and info["perceptual_note"]
     # the shipped network is G alone, from the model file or from a training state
     assert read_metadata(final)["kind"] == "generator"
     g = Generator.from_pretrained(final)
@@ -196,3 +202,24 @@ def test_generator_config_must_fit_the_dataset(tiny_dataset, tmp_path):
 
     with pytest.raises(FreeheadError, match=r"set model\.image_size: 128"):
         train(GeneratorTask, tiny_dataset, tmp_path / "run", None)
+
+
+def test_generator_training_under_torchrun(tiny_dataset, tmp_path):
+    """G and the critics are wrapped separately; both ranks end with the same weights."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    config = tmp_path / "g.yaml"
+    config.write_text(TINY_RUN.replace("steps: 40", "steps: 3").replace("validate_every: 40",
+                                                                         "validate_every: 3"))  # fmt: skip
+    run = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node",
+           "2", "-m", "freehead", "train", "generator", "--data", str(tiny_dataset), "--out",
+           str(run), "--config", str(config)]  # fmt: skip
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ranks = json.loads((run / "ranks.json").read_text())
+    assert ranks["world_size"] == 2 and ranks["identical"]

@@ -109,6 +109,9 @@ class GeneratorTask(Task):
     def build_model(self) -> nn.Module:
         return GeneratorTraining(self.config)
 
+    def run_info(self) -> dict[str, Any]:
+        return {"perceptual_loss": self.perceptual.kind, "perceptual_note": self.perceptual.note}
+
     def initialise(self, model: nn.Module) -> None:
         """Nothing to derive from the data: a fresh G copies the unwarped source."""
 

@@ -10,6 +10,7 @@ The run folder::
     RUN/train.csv, RUN/val.csv           losses every ``log_every`` steps; validation
     RUN/model.safetensors                the final weights with the network's config
     RUN/ranks.json                       under DDP: each rank's weight digest at the end
+    RUN/run_info.json                    facts beyond the config (e.g. which perceptual loss)
 
 Starting a command whose RUN exists resumes from its newest readable checkpoint; a
 checkpoint is written under a temporary name and renamed, so a killed run never leaves a
@@ -125,6 +126,10 @@ class Task(ABC):
         clip_gradients(optimizer, self.config.train.grad_clip)
         optimizer.step()
         return terms
+
+    def run_info(self) -> dict[str, Any]:
+        """Facts about this run beyond its config (written to ``RUN/run_info.json``)."""
+        return {}
 
     def export(self, model: nn.Module) -> tuple[nn.Module, str]:
         """The network to ship and where it sits in ``model``'s state dict (a prefix)."""
@@ -300,6 +305,10 @@ def _train(
             atomic_write_bytes(run / "config.yaml", config_to_yaml(config).encode())
     task = task_type(config, dataset)
     task.run_dir = run
+    if dist.main:
+        info = {"kind": task.kind, "world_size": dist.world, "device": str(torch.device(
+            "cuda" if torch.cuda.is_available() else "cpu"))} | task.run_info()  # fmt: skip
+        atomic_write_json(run / "run_info.json", info)
     device = torch.device(f"cuda:{dist.local_rank}" if torch.cuda.is_available() else "cpu")
 
     torch.manual_seed(cfg.seed)
