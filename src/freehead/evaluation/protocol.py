@@ -57,8 +57,8 @@ class ProtocolConfig:
 
     @classmethod
     def quick(cls) -> ProtocolConfig:
-        """Three drivers per clip spread over it (none next to the source), two sources'
-        worth of cross-identity drivers, a 2 x 2 gaze grid."""
+        """Three drivers per clip spread over it (none next to the source), every 400th
+        frame as a cross-identity driver, a 2 x 2 gaze grid."""
         return cls(self_stride=1, cross_stride=400, gaze_grid=(-20.0, 20.0), max_drivers=3,
                    grid_examples=1)  # fmt: skip
 

@@ -185,8 +185,8 @@ class GeneratorTask(Task):
         return {**terms, "loss": loss_g.detach(), "critic": loss_d.detach(), "l1": l1}
 
     def validation_pairs(self) -> tuple[GeneratorPairs, list[tuple[FrameRef, list[FrameRef]]]]:
-        """Fixed held-out pairs: each clip's first frame drives... is driven to evenly
-        spaced later frames of the same clip."""
+        """Fixed held-out pairs: each clip's first frame as the source, evenly spaced
+        later frames of the same clip as targets."""
         frames = ClipFrames(self.dataset, "heldout")
         data = GeneratorPairs(frames, self.config.sources, augment=None)
         per_clip = max(1, self.config.validation_pairs // len(frames.clip_frames))
