@@ -86,6 +86,27 @@ def test_the_freehead_method_runs_the_whole_path(tiny_dataset, samples, tmp_path
         assert results[name]["outputs"] > 0 and results[name]["ms_per_frame"] > 0
     # a fresh G shows the (unwarped) source: its identity is kept
     assert results["self_reenactment"]["identity_distance"] < 0.3
+    # N-shot: two sources per clip
+    out2 = tmp_path / "two.json"
+    proc = run("evaluate", "--method", "freehead", "--generator", str(g_file), "--quick",
+               "--sources", "2", "--data", str(tiny_dataset), "--samples", str(samples),
+               "--json", str(out2))  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    two = json.loads(out2.read_text())
+    assert two["protocol"]["sources"] == 2 and two["self_reenactment"]["outputs"] > 0
     proc = run("evaluate", "--method", "oracle", "--generator", str(g_file), "--quick",
                "--data", str(tiny_dataset))  # fmt: skip
     assert_one_line_error(proc, "--generator is for --method freehead")
+
+
+def test_n_shot_sources_are_the_most_different_poses():
+    import numpy as np
+
+    from freehead.evaluation.protocol import ProtocolConfig
+
+    angles = np.zeros((10, 3))
+    angles[:, 0] = [0, 1, 2, 30, 3, 4, -25, 5, 6, 7]  # yaw
+    frames = np.arange(2, 10)  # usable frames (indices into the clip)
+    picked = ProtocolConfig(sources=3).source_frames(frames, angles)
+    assert picked.tolist() == [2, 3, 6]  # the first, then yaw 30, then yaw -25
+    assert ProtocolConfig().source_frames(frames, angles).tolist() == [2]

@@ -124,6 +124,8 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", required=True, help="dataset folder")
     p.add_argument("--samples", default="data/samples", help="sample data (portraits)")
     p.add_argument("--quick", action="store_true", help="a small run (under a minute)")
+    p.add_argument("--sources", type=int, default=1, help="self-reenactment sources per "
+                   "clip (N-shot; default: 1)")  # fmt: skip
     p.add_argument("--generator", default=None, help="method freehead: G model file "
                    "(default: the shipped one)")  # fmt: skip
     p.add_argument("--json", default=None, help="write the results here")
@@ -277,6 +279,8 @@ def _cmd_evaluate_estimators(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
+    import dataclasses
+
     import cv2
     import torch
 
@@ -292,7 +296,10 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     if args.grid and Path(args.grid).suffix.lower() != ".png":
         raise FreeheadError(f"--grid must be a .png file, not {Path(args.grid).name}")
     torch.set_num_threads(args.threads)
+    if args.sources < 1:
+        raise FreeheadError("--sources must be at least 1")
     config = ProtocolConfig.quick() if args.quick else ProtocolConfig()
+    config = dataclasses.replace(config, sources=args.sources)
     if args.generator and args.method != "freehead":
         raise FreeheadError("--generator is for --method freehead")
     method = METHODS[args.method]

@@ -3,8 +3,8 @@
 A method works on face crops (``(S, S, 3)`` uint8 RGB, as in a dataset): ``reenact`` puts
 the driver's pose, expression and gaze on the source's person, ``redirect_gaze`` turns the
 source's eyes to a requested (pitch, yaw) in degrees (camera frame, freehead's signs).
-``prepare`` is called once per source before any use of it, for methods that cache
-source work.
+```prepare`` is called once per source before any use of it, for methods that cache
+source work; ``reenact_many`` takes several sources of one person (N-shot).
 """
 
 from __future__ import annotations
@@ -22,8 +22,17 @@ class Method(ABC):
     def prepare(self, source: np.ndarray) -> None:  # noqa: B027 (optional hook)
         """Per-source work, done once (default: none)."""
 
+    def prepare_many(self, sources: list[np.ndarray]) -> None:
+        """Per-source work for :meth:`reenact_many` (default: :meth:`prepare` of the first)."""
+        self.prepare(sources[0])
+
     @abstractmethod
     def reenact(self, source: np.ndarray, driver: np.ndarray) -> np.ndarray: ...
+
+    def reenact_many(self, sources: list[np.ndarray], driver: np.ndarray) -> np.ndarray:
+        """Reenact from several images of one person (N-shot); methods that cannot use
+        more than one take the first."""
+        return self.reenact(sources[0], driver)
 
     @abstractmethod
     def redirect_gaze(self, source: np.ndarray, pitch: float, yaw: float) -> np.ndarray: ...
@@ -103,7 +112,8 @@ class FreeheadMethod(Method):
 
         assert self._source is not None
         with torch.inference_mode():
-            out = self.g.render_frame(self._source[2], to_network_input(sketch), 1).image[0]
+            m = self._source[4]
+            out = self.g.render_frame(self._source[2], to_network_input(sketch), m).image[0]
         return ((out.permute(1, 2, 0).clamp(-1, 1) + 1) * 127.5).round().byte().numpy()
 
     def _crop(self, image: np.ndarray) -> np.ndarray:
@@ -113,6 +123,14 @@ class FreeheadMethod(Method):
         return image
 
     def prepare(self, source: np.ndarray) -> None:
+        self._prepare([source])
+
+    def prepare_many(self, sources: list[np.ndarray]) -> None:
+        self._prepare(sources)
+
+    def _prepare(self, sources: list[np.ndarray]) -> None:
+        """Analyse, sketch and encode the sources (cached while they stay the same). The
+        canonical keypoints are the mean of the sources' p_can."""
         import hashlib
 
         import torch
@@ -120,33 +138,39 @@ class FreeheadMethod(Method):
         from freehead.models.backbone import to_network_input
         from freehead.sketch import draw_sketch
 
-        source = self._crop(source)
-        key = hashlib.blake2b(source.tobytes(), digest_size=16).digest()
+        crops = [self._crop(s) for s in sources]
+        key = hashlib.blake2b(b"".join(c.tobytes() for c in crops), digest_size=16).digest()
         if key == self._key:
             return
-        pred, angles = self._analyse(source)
-        sketch = draw_sketch(pred.keypoints[0].numpy(), angles, source.shape[0])
+        analyses = [self._analyse(c) for c in crops]
+        sketches = [draw_sketch(p.keypoints[0].numpy(), a, c.shape[0])
+                    for (p, a), c in zip(analyses, crops, strict=True)]  # fmt: skip
+        canonical = torch.stack([p.canonical[0] for p, _ in analyses]).mean(0, keepdim=True)
         with torch.inference_mode():
             features = self.g.encode_sources(
-                to_network_input(source)[None], to_network_input(sketch)[None]
+                to_network_input(np.stack(crops))[None], to_network_input(np.stack(sketches))[None]
             )
-        self._key, self._source = key, (pred, angles, features)
+        first, angles = analyses[0]
+        self._key, self._source = key, (first, angles, features, canonical, len(crops))
 
     def reenact(self, source: np.ndarray, driver: np.ndarray) -> np.ndarray:
+        return self.reenact_many([source], driver)
+
+    def reenact_many(self, sources: list[np.ndarray], driver: np.ndarray) -> np.ndarray:
         from freehead.geometry import adapt
         from freehead.sketch import draw_sketch
 
-        self.prepare(source)
+        self._prepare(sources)
         assert self._source is not None
-        src = self._source[0]
+        canonical = self._source[3]
         drv, angles = self._analyse(self._crop(driver))
-        keypoints = adapt(src.canonical, drv.rotation, drv.translation, drv.scale, drv.deformation)
+        keypoints = adapt(canonical, drv.rotation, drv.translation, drv.scale, drv.deformation)
         return self._render(draw_sketch(keypoints[0].numpy(), angles, self.g.config.image_size))
 
     def redirect_gaze(self, source: np.ndarray, pitch: float, yaw: float) -> np.ndarray:
         from freehead.sketch import draw_sketch
 
-        self.prepare(source)
+        self._prepare([source])
         assert self._source is not None
         keypoints = self._source[0].keypoints[0].numpy()
         return self._render(

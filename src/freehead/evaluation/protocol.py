@@ -3,7 +3,9 @@ gaze redirection on a dataset's held-out clips, scored with :mod:`freehead.evalu
 
 * Self-reenactment: for every held-out clip, source = its first usable frame, drivers =
   every ``self_stride``-th later frame (at most ``max_drivers``, spread over the clip,
-  when set); every metric against the driver, identity against the source.
+  when set); every metric against the driver, identity against the source. With
+  ``sources`` = N > 1 (N-shot), N − 1 more sources of the most different head poses
+  join the first and are left out of the drivers.
 * Cross-identity: sources = each held-out clip's first frame and the public-domain
   portraits (astronaut, Grace Hopper); drivers = every ``cross_stride``-th frame after
   the first of the held-out clips of other identities; identity against the source, pose and gaze against
@@ -53,6 +55,7 @@ class ProtocolConfig:
     cross_stride: int = 40
     gaze_grid: tuple[float, ...] = (-20.0, -10.0, 0.0, 10.0, 20.0)
     max_drivers: int = 0
+    sources: int = 1
     grid_examples: int = 3
 
     @classmethod
@@ -61,6 +64,17 @@ class ProtocolConfig:
         frame as a cross-identity driver, a 2 x 2 gaze grid."""
         return cls(self_stride=1, cross_stride=400, gaze_grid=(-20.0, 20.0), max_drivers=3,
                    grid_examples=1)  # fmt: skip
+
+    def source_frames(self, frames: np.ndarray, head_angles: np.ndarray) -> np.ndarray:
+        """The self-reenactment sources among a clip's usable ``frames``: the first, then
+        (N-shot) each next one the frame whose head yaw/pitch/roll is farthest from those
+        already chosen."""
+        chosen = [0]
+        angles = head_angles[frames]
+        for _ in range(1, min(self.sources, len(frames) - 1)):
+            gap = np.min(np.linalg.norm(angles[:, None] - angles[chosen][None], axis=-1), axis=1)
+            chosen.append(int(np.argmax(gap)))
+        return frames[chosen]
 
     def drivers(self, frames: np.ndarray, stride: int) -> np.ndarray:
         """The driver frames among a clip's usable ``frames`` (the first is the source)."""
@@ -189,11 +203,16 @@ class Evaluator:
         tally = Tally()
         rows = self.examples.setdefault("self_reenactment", [])
         for src in sources:
-            frames, _ = self.usable[src.name]
-            method.prepare(src.image)
-            for k, index in enumerate(self.config.drivers(frames, self.config.self_stride)):
+            frames, labels = self.usable[src.name]
+            picked = self.config.source_frames(frames, labels.head_angles)
+            images = [src.image] + [self.dataset.frame(src.name, int(i)) for i in picked[1:]]
+            method.prepare_many(images)
+            drivers = self.config.drivers(
+                frames[~np.isin(frames, picked[1:])], self.config.self_stride
+            )
+            for k, index in enumerate(drivers):
                 driver = self.dataset.frame(src.name, int(index))
-                output = self._timed(tally, method.reenact, src.image, driver)
+                output = self._timed(tally, method.reenact_many, images, driver)
                 dm = self.driver_measurement(src.name, int(index), driver)
                 self._score_pair(tally, src, output, driver, dm, pixels=True)
                 if k < self.config.grid_examples:
