@@ -147,6 +147,7 @@ class GeneratorTask(Task):
             batch["target_keypoints"],
         )
         b = target.shape[0]
+        self.perceptual.to(target.device)  # VGG19, when there is one, lives where the batch does
         out = g(batch["source_image"], batch["source_sketch"], sketch)
 
         # generator step: critics see (fake, real) in one pass
