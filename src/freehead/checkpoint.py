@@ -9,6 +9,7 @@ enough to rebuild its network. A training state adds the optimiser (its tensors 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -23,6 +24,15 @@ from freehead.io_utils import atomic_path
 
 FORMAT = "1"
 M = TypeVar("M", bound=nn.Module)
+
+
+def torch_hub_checkpoints() -> Path:
+    """Where torch keeps downloaded weights (``$TORCH_HOME/hub/checkpoints``); freehead
+    only looks there, it never downloads."""
+    home = os.environ.get("TORCH_HOME") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "torch"
+    )
+    return Path(home) / "hub" / "checkpoints"
 
 
 def _write(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:

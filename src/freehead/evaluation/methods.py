@@ -108,13 +108,13 @@ class FreeheadMethod(Method):
     def _render(self, sketch: np.ndarray) -> np.ndarray:
         import torch
 
-        from freehead.models.backbone import to_network_input
+        from freehead.models.backbone import to_image, to_network_input
 
         assert self._source is not None
         with torch.inference_mode():
             m = self._source[4]
             out = self.g.render_frame(self._source[2], to_network_input(sketch), m).image[0]
-        return ((out.permute(1, 2, 0).clamp(-1, 1) + 1) * 127.5).round().byte().numpy()
+        return to_image(out)
 
     def _crop(self, image: np.ndarray) -> np.ndarray:
         size = self.g.config.image_size

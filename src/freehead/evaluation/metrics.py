@@ -92,9 +92,13 @@ def keypoint_distance_px(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def angle_between_deg(a: np.ndarray, b: np.ndarray) -> float:
-    """Angle between two 3D vectors in degrees."""
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    return math.degrees(math.atan2(np.linalg.norm(np.cross(a, b)), float(a @ b)))
+    """Angle between two 3D vectors in degrees (:func:`freehead.geometry.angle_between_deg`)."""
+    import torch
+
+    from freehead import geometry
+
+    t = [torch.as_tensor(np.asarray(v, np.float64)) for v in (a, b)]
+    return float(geometry.angle_between_deg(*t))
 
 
 def pose_error_deg(a: np.ndarray, b: np.ndarray) -> float:

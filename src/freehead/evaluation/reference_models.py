@@ -12,19 +12,11 @@ step once a machine has them; until then the suite says they are missing.
 from __future__ import annotations
 
 import importlib.util
-import os
-from pathlib import Path
+
+from freehead.checkpoint import torch_hub_checkpoints
 
 ALEXNET_WEIGHTS = "alexnet-owt-7be5be79.pth"
 INCEPTION_WEIGHTS = "pt_inception-2015-12-05-6726825d.pth"
-
-
-def torch_hub_checkpoints() -> Path:
-    """Where torch keeps downloaded weights (``$TORCH_HOME/hub/checkpoints``)."""
-    home = os.environ.get("TORCH_HOME") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "torch"
-    )
-    return Path(home) / "hub" / "checkpoints"
 
 
 def _why_missing(package: str, weights: str) -> str | None:

@@ -60,3 +60,10 @@ def to_network_input(images: np.ndarray | Tensor) -> Tensor:
     if t.ndim == 3:
         t = t[None]
     return t.permute(0, 3, 1, 2).float().div(127.5).sub(1.0).contiguous()
+
+
+def to_image(tensor: Tensor) -> np.ndarray:
+    """Inverse of :func:`to_network_input` for one image: ``(3, H, W)`` in [-1, 1] ->
+    ``(H, W, 3)`` uint8 RGB (clipped)."""
+    t = tensor.detach().cpu().permute(1, 2, 0).clamp(-1, 1)
+    return ((t + 1) * 127.5).round().byte().numpy()

@@ -19,6 +19,7 @@ from freehead.data.dataset import Dataset
 from freehead.errors import FreeheadError
 from freehead.geometry import place_eye_mesh
 from freehead.media import read_image
+from freehead.models.backbone import to_network_input
 from freehead.models.keypoints import prepare_crops
 from freehead.perception.eyes import TEMPLATE
 from freehead.perception.labels import ClipLabels
@@ -139,7 +140,7 @@ class KeypointPairs(TorchDataset):
             image = photometric(image, self.augment, rng)
         offset = np.array([shift[0], shift[1], 0.0], dtype=np.float32)
         return {
-            "image": torch.from_numpy(image).permute(2, 0, 1).float().div(127.5).sub(1.0),
+            "image": to_network_input(image)[0],
             "keypoints": torch.from_numpy(a * lab.keypoints[i] + offset),
             "rotation": torch.from_numpy(lab.rotation[i].copy()),
             "translation": torch.from_numpy(a * lab.translation[i] + offset),
@@ -181,7 +182,7 @@ class EyeSamples(TorchDataset):
             torch.from_numpy(lab.eye_gaze[i]).double(),
         )
         return {
-            "image": torch.from_numpy(image).permute(2, 0, 1).float().div(127.5).sub(1.0),
+            "image": to_network_input(image)[0],
             "keypoints": torch.from_numpy(lab.keypoints[i].copy()),
             "meshes": meshes.float(),
         }
@@ -211,10 +212,8 @@ def sketch_of(labels: ClipLabels, index: int, size: int) -> np.ndarray:
     return draw_sketch(labels.keypoints[index], gaze, size)
 
 
-def _unit(image: np.ndarray) -> torch.Tensor:
-    return (
-        torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div(127.5).sub(1.0)
-    )
+def _network_image(image: np.ndarray) -> torch.Tensor:
+    return to_network_input(np.ascontiguousarray(image))[0]
 
 
 class GeneratorPairs(TorchDataset):
@@ -246,10 +245,12 @@ class GeneratorPairs(TorchDataset):
             return image
 
         return {
-            "source_image": torch.stack([_unit(look(r)) for r in sources]),
-            "source_sketch": torch.stack([_unit(sketch_of(lab, r.index, size)) for r in sources]),
-            "target_image": _unit(look(target)),
-            "target_sketch": _unit(sketch_of(lab, target.index, size)),
+            "source_image": torch.stack([_network_image(look(r)) for r in sources]),
+            "source_sketch": torch.stack(
+                [_network_image(sketch_of(lab, r.index, size)) for r in sources]
+            ),
+            "target_image": _network_image(look(target)),
+            "target_sketch": _network_image(sketch_of(lab, target.index, size)),
             "target_keypoints": torch.from_numpy(lab.keypoints[target.index].copy()),
         }
 

@@ -6,12 +6,13 @@ fallback (L1 + multi-scale SSIM), never silently.
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from freehead.checkpoint import torch_hub_checkpoints
 
 log = logging.getLogger("freehead.train")
 
@@ -118,10 +119,7 @@ def find_vgg19_weights(path: str | Path | None = None) -> Path | None:
     """``path`` if given, else torchvision's cached VGG19 file, if it exists."""
     if path is not None:
         return Path(path) if Path(path).is_file() else None
-    home = os.environ.get("TORCH_HOME") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "torch"
-    )
-    cached = Path(home) / "hub" / "checkpoints" / VGG19_WEIGHTS
+    cached = torch_hub_checkpoints() / VGG19_WEIGHTS
     return cached if cached.is_file() else None
 
 

@@ -23,6 +23,7 @@ from torch import Tensor, nn
 
 from freehead.errors import FreeheadError
 from freehead.io_utils import atomic_path
+from freehead.models.backbone import to_image
 from freehead.models.critics import CriticConfig, Critics
 from freehead.models.generator import Generator, GeneratorConfig
 from freehead.training.data import AugmentConfig, ClipFrames, FrameRef, GeneratorPairs
@@ -69,11 +70,6 @@ class GeneratorRunConfig:
     validation_pairs: int = 8
     vgg_weights: str | None = None
     train: TrainConfig = field(default_factory=lambda: GAN_TRAINING)
-
-
-def _to_rgb8(image: Tensor) -> np.ndarray:
-    """``(3, S, S)`` in [-1, 1] -> ``(S, S, 3)`` uint8."""
-    return ((image.detach().cpu().permute(1, 2, 0).clamp(-1, 1) + 1) * 127.5).round().byte().numpy()
 
 
 def _write_png(path: Path, image: np.ndarray) -> None:
@@ -217,7 +213,7 @@ class GeneratorTask(Task):
             warped_l1.append(float(((out.warped.image - item["target_image"]) / 2).abs().mean()))
             row = (item["source_image"][0, 0], item["target_sketch"][0], out.warped.image[0],
                    out.image[0], item["target_image"][0])  # fmt: skip
-            tiles += [_to_rgb8(t) for t in row]
+            tiles += [to_image(t) for t in row]
         if self.run_dir is not None:
             _write_png(self.run_dir / "val" / f"step_{step:08d}.png", grid(tiles, columns=5))
         return {"l1": float(np.mean(l1)), "psnr": float(np.mean(psnr)),
