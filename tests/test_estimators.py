@@ -254,6 +254,11 @@ def test_model_file_round_trip_and_bad_files(tmp_path):
     assert torch.equal(model(x).keypoints, loaded(x).keypoints)
     meta = read_metadata(path)
     assert meta["freehead"] == "model" and meta["kind"] == "keypoints"
+    import os
+
+    mask = os.umask(0)
+    os.umask(mask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~mask  # the usual mode, not mkstemp's 0600
 
     with pytest.raises(FreeheadError, match=r"kp\.safetensors.*'keypoints'.*not a 'gaze'"):
         GazeEstimator.from_pretrained(path)

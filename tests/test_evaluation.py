@@ -61,9 +61,10 @@ def test_bench_prints_every_part(samples, tmp_path):
     proc = run("bench", "--samples", str(samples), "--frames", "5", "--json", str(out))
     assert proc.returncode == 0, proc.stderr
     figures = json.loads(out.read_text())
-    for key in ("tracking_ms", "crop_ms", "keypoints_ms", "gaze_ms", "end_to_end_ms",
-                "peak_rss_mb"):  # fmt: skip
+    parts = ("tracking_ms", "crop_ms", "keypoints_ms", "gaze_ms", "sketch_ms", "generator_ms")
+    for key in (*parts, "source_ms", "end_to_end_ms", "peak_rss_mb"):
         assert figures[key] > 0, key
+    assert figures["end_to_end_ms"] >= max(figures[p] for p in parts)
     assert figures["frames"] == 5 and figures["threads"] == 2
 
 

@@ -150,6 +150,36 @@ def test_perceptual_loss_falls_back_loudly_without_vgg_weights(tmp_path, caplog)
     assert float(multiscale_ssim_loss(x, -x)) > 0.5
 
 
+def test_eye_loss_sees_the_eyes_and_only_trains_the_image():
+    from freehead.models.gaze import GazeEstimator
+    from freehead.training.generator_task import EyeLoss
+
+    torch.manual_seed(0)
+    loss = EyeLoss(GazeEstimator.from_pretrained())
+    kp = torch.from_numpy(face_keypoints()).float()[None]
+    target = torch.rand(1, 3, 256, 256) * 2 - 1
+    same = loss(target.clone(), target, kp)
+    assert float(same["eye_detail"]) == pytest.approx(0.0, abs=1e-5)
+    assert float(same["gaze"]) == pytest.approx(0.0, abs=1e-2)
+
+    # change the image only outside the eyes: nothing to see
+    frames_mask = torch.zeros(1, 1, 256, 256)
+    for x, y in ((kp[0, 36:48, :2] + 1) / 2 * 256).round().long().tolist():
+        frames_mask[..., max(0, y - 25) : y + 25, max(0, x - 30) : x + 30] = 1
+    elsewhere = target * frames_mask + (1 - frames_mask) * torch.rand_like(target)
+    assert float(loss(elsewhere, target, kp)["eye_detail"]) == pytest.approx(0.0, abs=1e-5)
+
+    # change the eyes: both terms see it, and only the image gets a gradient
+    output = torch.roll(target, shifts=3, dims=-1).requires_grad_(True)
+    terms = loss(output, target, kp)
+    assert float(terms["eye_detail"].detach()) > 0.1 and float(terms["gaze"].detach()) > 0.1
+    (terms["eye_detail"] + terms["gaze"]).backward()
+    assert output.grad is not None and float(output.grad.abs().sum()) > 0
+    assert all(p.grad is None for p in loss.estimator.parameters())
+    loss.train()
+    assert not loss.estimator.training
+
+
 # ---------------------------------------------------------------------------- training
 
 TINY_RUN = """
@@ -193,6 +223,58 @@ def test_a_few_generator_steps_lower_the_loss(tiny_dataset, tmp_path):
     g2 = Generator.from_pretrained(newest)
     for a, b in zip(g.state_dict().values(), g2.state_dict().values(), strict=True):
         assert torch.equal(a, b)
+
+
+def test_redirection_samples_change_only_the_eye_colour(tiny_dataset):
+    from freehead.data.dataset import Dataset
+    from freehead.sketch import gaze_from_colour
+    from freehead.training.data import ClipFrames, GeneratorPairs
+
+    pairs = GeneratorPairs(ClipFrames(Dataset(tiny_dataset), "train"), 1, None, redirect_deg=20)
+    for i in range(4):
+        item = pairs[i]
+        asked = item["redirect_gaze"].numpy()
+        assert item["redirect_gaze"].shape == (2,) and np.abs(asked).max() <= 20
+        assert float(item["target_eyes_open"]) in (0.0, 1.0)
+        a = ((item["target_sketch"] + 1) * 127.5).round().permute(1, 2, 0).numpy()
+        b = ((item["redirect_sketch"] + 1) * 127.5).round().permute(1, 2, 0).numpy()
+        changed = np.abs(a - b).max(-1) > 1
+        assert changed.mean() < 0.01  # the eye fill alone
+        fill = b[changed & (b[..., 2] > 250)]  # gaze-coloured pixels have B = 255
+        assert len(fill) and np.allclose(gaze_from_colour(np.median(fill, 0)), asked, atol=1.0)
+    plain = GeneratorPairs(ClipFrames(Dataset(tiny_dataset), "train"), 1, None)
+    assert "redirect_sketch" not in plain[0]
+
+
+def test_a_run_can_start_from_another_runs_checkpoint(tiny_dataset, tmp_path):
+    import json
+
+    from freehead.checkpoint import read_tensors
+    from freehead.errors import FreeheadError
+    from freehead.training.generator_task import GeneratorTask
+    from freehead.training.loop import checkpoint_paths, train
+
+    short = TINY_RUN.replace("steps: 40", "steps: 2").replace("checkpoint_every: 20",
+                                                              "checkpoint_every: 2")  # fmt: skip
+    config = tmp_path / "g.yaml"
+    config.write_text(short.replace("validate_every: 40", "validate_every: 100"))
+    first = tmp_path / "first"
+    train(GeneratorTask, tiny_dataset, first, config)
+    start = checkpoint_paths(first)[0][1]
+    # zero steps: the new run's model is the checkpoint's generator
+    config.write_text(config.read_text().replace("steps: 2", "steps: 0"))
+    final = train(GeneratorTask, tiny_dataset, tmp_path / "second", config, init=start)
+    g = Generator.from_pretrained(final).state_dict()
+    saved = read_tensors(start)
+    for k, v in g.items():
+        assert torch.equal(v, saved[f"model/generator.{k}"])
+    info = json.loads((tmp_path / "second" / "run_info.json").read_text())
+    assert info["init"] == str(start)
+    # another architecture is refused in one line
+    other = tmp_path / "other.yaml"
+    other.write_text(config.read_text().replace("flow_channels: 16", "flow_channels: 8"))
+    with pytest.raises(FreeheadError):
+        train(GeneratorTask, tiny_dataset, tmp_path / "third", other, init=start)
 
 
 def test_generator_config_must_fit_the_dataset(tiny_dataset, tmp_path):

@@ -93,6 +93,14 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", required=True, help="dataset folder (freehead preprocess)")
     p.add_argument("--out", required=True, help="run folder; resumed if it exists")
     p.add_argument("--config", default=None, help="YAML run config (default: the defaults)")
+    p.add_argument(
+        "--init",
+        default=None,
+        metavar="CHECKPOINT",
+        help="start a new run from the weights and optimiser state of another run's "
+        "checkpoint of the same part and architecture (e.g. to fine-tune with other "
+        "losses or batch size); ignored when --out already has checkpoints to resume",
+    )
     p.set_defaults(func=_cmd_train)
 
 
@@ -139,6 +147,7 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--samples", default="data/samples", help="sample data (franck.mp4)")
     p.add_argument("--threads", type=int, default=2, help="torch threads (default: 2)")
     p.add_argument("--frames", type=int, default=120, help="timed frames (default: 120)")
+    p.add_argument("--generator", default=None, help="G's model file (default: the shipped one)")
     p.add_argument("--json", default=None, help="write the figures here")
     p.set_defaults(func=_cmd_bench)
 
@@ -250,7 +259,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from freehead.training.loop import train
     from freehead.training.tasks import TASKS
 
-    final = train(TASKS[args.part], args.data, args.out, args.config)
+    final = train(TASKS[args.part], args.data, args.out, args.config, init=args.init)
     if final.is_file():
         print(f"trained {args.part}: {final}")
     return 0
@@ -323,7 +332,9 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     from freehead.evaluation.bench import benchmark
     from freehead.io_utils import atomic_write_json
 
-    figures = benchmark(args.samples, threads=args.threads, frames=args.frames)
+    figures = benchmark(
+        args.samples, threads=args.threads, frames=args.frames, generator=args.generator
+    )
     if args.json:
         atomic_write_json(Path(args.json), figures)
     print(json.dumps(figures, indent=2))

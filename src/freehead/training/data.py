@@ -17,12 +17,13 @@ from torch.utils.data import Sampler
 
 from freehead.data.dataset import Dataset
 from freehead.errors import FreeheadError
-from freehead.geometry import place_eye_mesh
+from freehead.geometry import angles_from_gaze, place_eye_mesh
 from freehead.media import read_image
 from freehead.models.backbone import to_network_input
 from freehead.models.keypoints import prepare_crops
 from freehead.perception.eyes import TEMPLATE
 from freehead.perception.labels import ClipLabels
+from freehead.sketch import draw_sketch
 
 
 @dataclass(frozen=True)
@@ -205,9 +206,6 @@ class InfiniteSampler(Sampler[int]):
 def sketch_of(labels: ClipLabels, index: int, size: int) -> np.ndarray:
     """The generator's conditioning sketch of a labelled frame (pseudo-label keypoints
     and per-eye gaze), ``(size, size, 3)`` uint8."""
-    from freehead.geometry import angles_from_gaze
-    from freehead.sketch import draw_sketch
-
     gaze = angles_from_gaze(torch.from_numpy(labels.eye_gaze[index].astype(np.float64))).numpy()
     return draw_sketch(labels.keypoints[index], gaze, size)
 
@@ -220,12 +218,25 @@ class GeneratorPairs(TorchDataset):
     """Training samples for G: target = frame ``i``, ``sources`` other random frames of its
     clip. Each item: ``source_image``, ``source_sketch`` ``(M, 3, S, S)``, ``target_image``,
     ``target_sketch`` ``(3, S, S)`` (all in [-1, 1]) and ``target_keypoints`` ``(68, 3)``.
-    Colour jitter is the same for the sources and the target of an item."""
+    Colour jitter is the same for the sources and the target of an item.
 
-    def __init__(self, frames: ClipFrames, sources: int, augment: AugmentConfig | None):
+    With ``redirect_deg`` > 0, each item also asks for the target with another gaze:
+    ``redirect_gaze`` ``(2,)`` (pitch, yaw) in degrees, uniform in ``±redirect_deg`` and the
+    same for both eyes, ``redirect_sketch`` ``(3, S, S)`` (the target's sketch with that
+    gaze), and ``target_eyes_open`` ``()`` (1.0 when both of the target's eyes are open
+    enough for a gaze to be seen). No image of it exists; E_gaze judges it in training."""
+
+    def __init__(
+        self,
+        frames: ClipFrames,
+        sources: int,
+        augment: AugmentConfig | None,
+        redirect_deg: float = 0.0,
+    ):
         self.frames = frames
         self.sources = sources
         self.augment = augment
+        self.redirect_deg = redirect_deg
         self.size = frames.dataset.settings().size
 
     def __len__(self) -> int:
@@ -261,4 +272,12 @@ class GeneratorPairs(TorchDataset):
         picks = rng.choice(pool, size=self.sources, replace=len(pool) < self.sources + 1)
         sources = [FrameRef(target.clip, int(j)) for j in picks]
         seed = int(rng.integers(2**31)) if self.augment is not None else None
-        return self.item(target, sources, seed)
+        item = self.item(target, sources, seed)
+        if self.redirect_deg > 0:
+            lab = self.frames.labels[target.clip]
+            gaze = rng.uniform(-self.redirect_deg, self.redirect_deg, size=2)
+            sketch = draw_sketch(lab.keypoints[target.index], gaze, self.size)
+            item["redirect_gaze"] = torch.from_numpy(gaze).float()
+            item["redirect_sketch"] = _network_image(sketch)
+            item["target_eyes_open"] = torch.tensor(float(lab.eyes_open[target.index]))
+        return item

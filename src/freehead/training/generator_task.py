@@ -1,6 +1,11 @@
 """Training G on the shared loop: hinge GAN with D_I and D_M, feature matching and a
 perceptual loss on the output and on the warped source (DESIGN §7).
 
+Two terms beyond the paper's: in a 256² crop gaze lives in a few pixels of iris, which
+whole-image losses barely see, so :class:`EyeLoss` adds L1 + SSIM on the eye patches
+E_gaze reads and the angle between the gaze a frozen E_gaze reads from the output and
+from the target (weights ``eye_detail`` and ``gaze``; zero turns either off).
+
 Pairs come from one clip (source and target frames of the same person); both sketches
 are drawn from the pseudo-labels, so G learns from the labeller's keypoints and gaze,
 and at inference E_can and E_gaze supply the same quantities (their held-out errors are
@@ -22,18 +27,23 @@ import torch
 from torch import Tensor, nn
 
 from freehead.errors import FreeheadError
+from freehead.geometry import gaze_from_angles, gaze_from_eye_mesh
 from freehead.io_utils import atomic_path
 from freehead.models.backbone import to_image
 from freehead.models.critics import CriticConfig, Critics
+from freehead.models.gaze import GazeEstimator, cut_eye_patches, eye_frames
 from freehead.models.generator import Generator, GeneratorConfig
+from freehead.perception.eyes import TEMPLATE
 from freehead.training.data import AugmentConfig, ClipFrames, FrameRef, GeneratorPairs
 from freehead.training.gan_losses import (
     PerceptualLoss,
     feature_matching_loss,
     hinge_critic_loss,
     hinge_generator_loss,
+    ssim_map,
 )
 from freehead.training.loop import Task, TrainConfig, check_finite, clip_gradients
+from freehead.training.losses import angular_error_deg
 from freehead.visualize import grid
 
 log = logging.getLogger("freehead.train")
@@ -48,6 +58,10 @@ class GeneratorLossWeights:
     feature_matching: float = 10.0
     perceptual: float = 10.0
     warped_perceptual: float = 10.0
+    eye_detail: float = 5.0
+    gaze: float = 0.1
+    redirect_gaze: float = 0.2
+    redirect_stability: float = 1.0
 
 
 GAN_TRAINING = TrainConfig(lr=2e-4, weight_decay=0.0, warmup_steps=0, final_lr_fraction=1.0,
@@ -58,7 +72,9 @@ GAN_TRAINING = TrainConfig(lr=2e-4, weight_decay=0.0, warmup_steps=0, final_lr_f
 @dataclass(frozen=True)
 class GeneratorRunConfig:
     """Everything a ``freehead train generator`` run is made of. ``vgg_weights``: a path to
-    torchvision's VGG19 ImageNet file (default: looked for in the torch hub cache)."""
+    torchvision's VGG19 ImageNet file (default: looked for in the torch hub cache);
+    ``gaze_estimator``: the E_gaze file :class:`EyeLoss` uses (default: the shipped one);
+    ``redirect_deg``: the range of the gaze asked for in redirection samples."""
 
     model: GeneratorConfig = field(default_factory=GeneratorConfig)
     critics: CriticConfig = field(default_factory=CriticConfig)
@@ -69,12 +85,56 @@ class GeneratorRunConfig:
     betas: tuple[float, float] = (0.5, 0.999)
     validation_pairs: int = 8
     vgg_weights: str | None = None
+    gaze_estimator: str | None = None
+    redirect_deg: float = 25.0
     train: TrainConfig = field(default_factory=lambda: GAN_TRAINING)
 
 
 def _write_png(path: Path, image: np.ndarray) -> None:
     with atomic_path(path, suffix=".png") as tmp:
         cv2.imwrite(str(tmp), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+
+
+class EyeLoss(nn.Module):
+    """Losses on the eyes of G's output, in the eye patches E_gaze reads (cut along the
+    target's keypoints, so both images are sampled on the same grid).
+
+    ``detail``: L1 + (1 - SSIM) of the patches, in [0, 1] units. ``gaze``: the mean angle
+    in degrees between the per-eye gaze a frozen E_gaze reads from the output's patches
+    and from the target's. Both are compared in the same eye frames, so no mapping back
+    to the crop is needed.
+    """
+
+    def __init__(self, estimator: GazeEstimator):
+        super().__init__()
+        self.estimator = estimator.requires_grad_(False).eval()
+
+    def train(self, mode: bool = True) -> EyeLoss:
+        return super().train(False)  # E_gaze stays in eval mode (batch-norm statistics)
+
+    def forward(self, output: Tensor, target: Tensor, keypoints: Tensor) -> dict[str, Tensor]:
+        """output, target ``(B, 3, S, S)`` in [-1, 1], target keypoints ``(B, 68, 3)``."""
+        frames = eye_frames(keypoints)
+        config = self.estimator.config
+        out = (cut_eye_patches(output, frames, config) + 1) / 2
+        ref = (cut_eye_patches(target, frames, config) + 1) / 2
+        detail = (out - ref).abs().mean() + (1 - ssim_map(out, ref)).mean()
+        meshes = self.estimator(torch.cat([out, ref]) * 2 - 1)
+        gaze = gaze_from_eye_mesh(TEMPLATE, meshes)
+        n = out.shape[0]
+        angle = angular_error_deg(gaze[:n], gaze[n:].detach()).mean()
+        return {"eye_detail": detail, "gaze": angle}
+
+    def gaze_towards(
+        self, output: Tensor, keypoints: Tensor, angles: Tensor, weight: Tensor
+    ) -> Tensor:
+        """The mean angle in degrees between the gaze E_gaze reads from each eye of
+        ``output`` ``(B, 3, S, S)`` and the gaze asked for, (pitch, yaw) ``(B, 2)`` in
+        degrees; faces weighted by ``weight`` ``(B,)`` (0 for closed eyes)."""
+        read = self.estimator.predict(output, keypoints).eye_gaze  # (B, 2, 3)
+        asked = gaze_from_angles(angles[:, 0], angles[:, 1])[:, None]  # (B, 1, 3)
+        error = angular_error_deg(read, asked.expand_as(read)).mean(-1)
+        return (error * weight).sum() / weight.sum().clamp_min(1.0)
 
 
 class GeneratorTraining(nn.Module):
@@ -101,6 +161,7 @@ class GeneratorTask(Task):
             )
         self.perceptual = PerceptualLoss(config.vgg_weights)
         log.info("perceptual loss: %s (%s)", self.perceptual.kind, self.perceptual.note)
+        self.eyes = EyeLoss(GazeEstimator.from_pretrained(config.gaze_estimator))
 
     def build_model(self) -> nn.Module:
         return GeneratorTraining(self.config)
@@ -130,11 +191,15 @@ class GeneratorTask(Task):
         return model.generator, "generator."
 
     def train_dataset(self) -> GeneratorPairs:
-        return GeneratorPairs(
-            ClipFrames(self.dataset, "train"), self.config.sources, self.config.augment
-        )
+        c = self.config
+        redirect = c.redirect_deg if c.loss.redirect_gaze > 0 else 0.0
+        return GeneratorPairs(ClipFrames(self.dataset, "train"), c.sources, c.augment, redirect)
 
     def train_step(self, wrapped: Any, batch: dict[str, Tensor], optimizers) -> dict[str, Tensor]:
+        """One step of G, then one of the critics. With redirection on, G renders each
+        target twice in one pass (its own sketch, then the redirected one); the critics
+        judge both renderings, and feature matching pairs only the first with the real
+        frame, which it is a picture of."""
         w = self.config.loss
         g, d = wrapped.generator, wrapped.critics
         target, sketch, kp = (
@@ -143,19 +208,40 @@ class GeneratorTask(Task):
             batch["target_keypoints"],
         )
         b = target.shape[0]
-        self.perceptual.to(target.device)  # VGG19, when there is one, lives where the batch does
-        out = g(batch["source_image"], batch["source_sketch"], sketch)
+        # VGG19 (when there is one) and E_gaze live where the batch does
+        self.perceptual.to(target.device)
+        self.eyes.to(target.device)
+        redirect = "redirect_sketch" in batch
+        sources, source_sketches, sketches = (
+            batch["source_image"], batch["source_sketch"], sketch)  # fmt: skip
+        if redirect:
+            sources, source_sketches = torch.cat([sources] * 2), torch.cat([source_sketches] * 2)
+            sketches = torch.cat([sketch, batch["redirect_sketch"]])
+        rendered = g(sources, source_sketches, sketches)
+        fakes = rendered.image  # (B or 2B, 3, S, S)
+        out, warped = fakes[:b], rendered.warped.image[:b]
+        n = fakes.shape[0]
+        fake_kp = kp.repeat(n // b, 1, 1)
 
-        # generator step: critics see (fake, real) in one pass
-        scores = d(torch.cat([out.image, target]), torch.cat([sketch, sketch]), torch.cat([kp, kp]))
-        fake = [[t[:b] for t in critic] for critic in scores]
-        real = [[t[b:] for t in critic] for critic in scores]
+        def judge(images: Tensor) -> tuple[list[list[Tensor]], list[list[Tensor]]]:
+            """Critic scores and features of (images, target): (fake part, real part)."""
+            scores = d(torch.cat([images, target]), torch.cat([sketches, sketch]),
+                       torch.cat([fake_kp, kp]))  # fmt: skip
+            return [[t[:n] for t in c] for c in scores], [[t[n:] for t in c] for c in scores]
+
+        fake, real = judge(fakes)
         terms = {
             "adversarial": hinge_generator_loss(fake),
-            "feature_matching": feature_matching_loss(real, fake),
-            "perceptual": self.perceptual(out.image, target),
-            "warped_perceptual": self.perceptual(out.warped.image, target),
+            "feature_matching": feature_matching_loss(real, [[t[:b] for t in c] for c in fake]),
+            "perceptual": self.perceptual(out, target),
+            "warped_perceptual": self.perceptual(warped, target),
+            **self.eyes(out, target, kp),
         }
+        if redirect:
+            terms["redirect_gaze"] = self.eyes.gaze_towards(
+                fakes[b:], kp, batch["redirect_gaze"], batch["target_eyes_open"]
+            )
+            terms["redirect_stability"] = (fakes[b:] - out.detach()).abs().mean()
         loss_g = sum(getattr(w, k) * v for k, v in terms.items())
         check_finite(loss_g)
         optimizers["generator"].zero_grad(set_to_none=True)
@@ -164,21 +250,15 @@ class GeneratorTask(Task):
         optimizers["generator"].step()
 
         # critic step
-        scores = d(
-            torch.cat([out.image.detach(), target]),
-            torch.cat([sketch, sketch]),
-            torch.cat([kp, kp]),
-        )
-        loss_d = hinge_critic_loss(
-            [[t[b:] for t in c] for c in scores], [[t[:b] for t in c] for c in scores]
-        )
+        fake, real = judge(fakes.detach())
+        loss_d = hinge_critic_loss(real, fake)
         check_finite(loss_d)
         optimizers["critics"].zero_grad(set_to_none=True)
         loss_d.backward()
         clip_gradients(optimizers["critics"], self.config.train.grad_clip)
         optimizers["critics"].step()
         with torch.no_grad():
-            l1 = (out.image - target).abs().mean()
+            l1 = (out - target).abs().mean()
         return {**terms, "loss": loss_g.detach(), "critic": loss_d.detach(), "l1": l1}
 
     def validation_pairs(self) -> tuple[GeneratorPairs, list[tuple[FrameRef, list[FrameRef]]]]:
@@ -195,13 +275,15 @@ class GeneratorTask(Task):
         return data, pairs
 
     def validate(self, model: nn.Module, step: int) -> dict[str, float]:
-        """L1 and PSNR of G's output (and L1 of the warped source) against the target on
-        fixed held-out pairs; a picture of them (source, target sketch, warped, output,
+        """L1 and PSNR of G's output (and L1 of the warped source) against the target, and
+        the gaze angle between them as E_gaze reads it (``gaze_deg``), on fixed held-out
+        pairs; a picture of them (source, target sketch, warped, output,
         target per row) goes to ``RUN/val/step_NNNNNNNN.png``."""
         assert isinstance(model, GeneratorTraining)
         data, pairs = self.validation_pairs()
         device = next(model.parameters()).device
-        l1, psnr, warped_l1, tiles = [], [], [], []
+        self.eyes.to(device)
+        l1, psnr, warped_l1, gaze, tiles = [], [], [], [], []
         for target, sources in pairs:
             item = {k: v[None].to(device) for k, v in data.item(target, sources, None).items()}
             out = model.generator(
@@ -211,10 +293,13 @@ class GeneratorTask(Task):
             l1.append(float(diff.abs().mean()))
             psnr.append(float(-10 * torch.log10(diff.pow(2).mean().clamp_min(1e-10))))
             warped_l1.append(float(((out.warped.image - item["target_image"]) / 2).abs().mean()))
+            eyes = self.eyes(out.image, item["target_image"], item["target_keypoints"])
+            gaze.append(float(eyes["gaze"]))
             row = (item["source_image"][0, 0], item["target_sketch"][0], out.warped.image[0],
                    out.image[0], item["target_image"][0])  # fmt: skip
             tiles += [to_image(t) for t in row]
         if self.run_dir is not None:
             _write_png(self.run_dir / "val" / f"step_{step:08d}.png", grid(tiles, columns=5))
         return {"l1": float(np.mean(l1)), "psnr": float(np.mean(psnr)),
-                "warped_l1": float(np.mean(warped_l1)), "pairs": len(pairs)}  # fmt: skip
+                "warped_l1": float(np.mean(warped_l1)), "gaze_deg": float(np.mean(gaze)),
+                "pairs": len(pairs)}  # fmt: skip

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import json
 import logging
 import math
 import os
@@ -280,18 +281,31 @@ class CsvLog:
             w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
 
 
-def train(task_type: type[Task], data: str | Path, out: str | Path, config_file=None) -> Path:
-    """Train (or resume) one part. Returns the path of the final model file."""
+def train(
+    task_type: type[Task],
+    data: str | Path,
+    out: str | Path,
+    config_file=None,
+    init: str | Path | None = None,
+) -> Path:
+    """Train (or resume) one part. Returns the path of the final model file. ``init``: a
+    training state of the same part and architecture that a new run starts from (its
+    weights and optimiser state; the step count starts at 0)."""
     dist = setup_distributed()
     try:
-        return _train(task_type, Path(data), Path(out), config_file, dist)
+        return _train(task_type, Path(data), Path(out), config_file, dist, init)
     finally:
         if dist.enabled and torch_dist.is_initialized():
             torch_dist.destroy_process_group()
 
 
 def _train(
-    task_type: type[Task], data: Path, run: Path, config_file: Any, dist: Distributed
+    task_type: type[Task],
+    data: Path,
+    run: Path,
+    config_file: Any,
+    dist: Distributed,
+    init: str | Path | None,
 ) -> Path:
     dataset = Dataset(data)
     dataset.settings()  # a clear error if DATA is not a dataset
@@ -308,6 +322,13 @@ def _train(
     if dist.main:
         info = {"kind": task.kind, "world_size": dist.world, "device": str(torch.device(
             "cuda" if torch.cuda.is_available() else "cpu"))} | task.run_info()  # fmt: skip
+        previous = run / "run_info.json"
+        if previous.is_file():  # a resumed run keeps where it started from
+            started_from = json.loads(previous.read_text()).get("init")
+            if started_from:
+                info["init"] = started_from
+        if init is not None and not checkpoint_paths(run):
+            info["init"] = str(init)
         atomic_write_json(run / "run_info.json", info)
     device = torch.device(f"cuda:{dist.local_rank}" if torch.cuda.is_available() else "cpu")
 
@@ -327,7 +348,11 @@ def _train(
         except FreeheadError as e:
             log.warning("skipping an unreadable checkpoint: %s", e)
     else:
-        task.initialise(model)
+        if init is not None:
+            init_step = load_training_state(init, model, optimizers, task.kind)
+            log.info("starting %s from %s (step %d of its run)", run, init, init_step)
+        else:
+            task.initialise(model)
     model.to(device)
     for optimizer in optimizers.values():
         for state in optimizer.state.values():
