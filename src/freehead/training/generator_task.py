@@ -1,10 +1,12 @@
 """Training G on the shared loop: hinge GAN with D_I and D_M, feature matching and a
 perceptual loss on the output and on the warped source (DESIGN §7).
 
-Two terms beyond the paper's: in a 256² crop gaze lives in a few pixels of iris, which
+Beyond the paper, for the eyes: in a 256² crop gaze lives in a few pixels of iris, which
 whole-image losses barely see, so :class:`EyeLoss` adds L1 + SSIM on the eye patches
 E_gaze reads and the angle between the gaze a frozen E_gaze reads from the output and
-from the target (weights ``eye_detail`` and ``gaze``; zero turns either off).
+from the target (weights ``eye_detail`` and ``gaze``). Redirection samples ask G for the
+target with another gaze, judged by the same E_gaze (``redirect_gaze``,
+``redirect_stability``; docs/generator.md). A weight of zero turns a term off.
 
 Pairs come from one clip (source and target frames of the same person); both sketches
 are drawn from the pseudo-labels, so G learns from the labeller's keypoints and gaze,
@@ -167,7 +169,8 @@ class GeneratorTask(Task):
         return GeneratorTraining(self.config)
 
     def run_info(self) -> dict[str, Any]:
-        return {"perceptual_loss": self.perceptual.kind, "perceptual_note": self.perceptual.note}
+        return {"perceptual_loss": self.perceptual.kind, "perceptual_note": self.perceptual.note,
+                "eye_loss_gaze_estimator": self.config.gaze_estimator or "shipped"}  # fmt: skip
 
     def initialise(self, model: nn.Module) -> None:
         """Nothing to derive from the data: a fresh G copies the unwarped source."""
