@@ -128,3 +128,18 @@ def test_measure_faces(portraits):
     # the eye regions hold the eye keypoints
     for x, y in m.keypoints_px[36:48].round().astype(int):
         assert eyes[y, x]
+
+
+def test_a_shared_still_image_tracker_measures_as_a_fresh_one(portraits):
+    from freehead.perception.tracker import FaceTracker
+
+    astronaut, hopper = portraits
+    fresh = [measure_faces([image])[0] for image in (astronaut, hopper, astronaut)]
+    with FaceTracker(video=False) as tracker:
+        shared = [measure_faces([image], tracker)[0] for image in (astronaut, hopper, astronaut)]
+        with FaceTracker(video=True) as video_tracker, pytest.raises(ValueError, match="video"):
+            measure_faces([astronaut], video_tracker)
+    for a, b in zip(fresh, shared, strict=True):
+        assert a is not None and b is not None
+        np.testing.assert_allclose(a.keypoints_px, b.keypoints_px, atol=1e-3)
+        np.testing.assert_allclose(a.gaze, b.gaze, atol=1e-5)

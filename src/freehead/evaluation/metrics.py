@@ -12,11 +12,15 @@ import importlib.util
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
 from freehead.errors import FreeheadError
+
+if TYPE_CHECKING:
+    from freehead.perception.tracker import FaceTracker
 
 PSNR_CAP_DB = 100.0
 """PSNR of identical images is infinite; it is reported as this instead."""
@@ -210,8 +214,11 @@ class FaceMeasurement:
         return mask
 
 
-def measure_faces(images: list[np.ndarray]) -> list[FaceMeasurement | None]:
-    """Measure each RGB uint8 image on its own (same size); None where no face is found."""
+def measure_faces(
+    images: list[np.ndarray], tracker: FaceTracker | None = None
+) -> list[FaceMeasurement | None]:
+    """Measure each RGB uint8 image on its own (same size); None where no face is found.
+    ``tracker``: an open still-image ``FaceTracker`` to reuse (opening one costs ~18 ms)."""
     import torch
 
     from freehead.geometry import gaze_from_angles
@@ -219,7 +226,9 @@ def measure_faces(images: list[np.ndarray]) -> list[FaceMeasurement | None]:
     from freehead.perception.labels import label_clip, track_frames
     from freehead.perception.shape import MeanShape
 
-    landmarks, flags, shape = track_frames(images, video=False, name="images to measure")
+    landmarks, flags, shape = track_frames(
+        images, video=False, name="images to measure", tracker=tracker
+    )
     found = np.isfinite(landmarks).all(axis=(1, 2))
     if not found.any():
         return [None] * len(images)

@@ -36,6 +36,7 @@ from freehead.errors import FreeheadError
 from freehead.evaluation import metrics as M
 from freehead.evaluation.methods import Method
 from freehead.evaluation.reference_models import missing_reference_metrics
+from freehead.perception.tracker import FaceTracker
 
 log = logging.getLogger("freehead.evaluate")
 
@@ -146,10 +147,18 @@ class Evaluator:
                 self.usable[c.name] = (frames, labels)
         if not self.usable:
             raise FreeheadError("no held-out clip has two frames with a face")
+        self.tracker = FaceTracker(video=False)  # one still-image tracker for every measure
+
+    def close(self) -> None:
+        self.tracker.close()
+
+    def measure(self, image: np.ndarray) -> M.FaceMeasurement | None:
+        """The labeller's reading of one image (None: no face)."""
+        return M.measure_faces([image], self.tracker)[0]
 
     # ------------------------------------------------------------------ sources
     def _source(self, name: str, identity: str, image: np.ndarray) -> Source:
-        m = M.measure_faces([image])[0]
+        m = self.measure(image)
         if m is None:
             raise FreeheadError(f"no face found in the source {name}")
         return Source(name, identity, image, m, self._descriptor(image, m))
@@ -187,7 +196,7 @@ class Evaluator:
     def driver_measurement(self, clip: str, index: int, image: np.ndarray):
         key = (clip, index)
         if key not in self._driver_cache:
-            self._driver_cache[key] = M.measure_faces([image])[0]
+            self._driver_cache[key] = self.measure(image)
         return self._driver_cache[key]
 
     # ---------------------------------------------------------------- protocols
@@ -257,7 +266,7 @@ class Evaluator:
                     output = self._timed(tally, method.redirect_gaze, src.image, pitch, yaw)
                     change = M.outside_change(M.to_unit(output), unit_src, eyes)
                     tally.add("outside_eye_change", change)
-                    m = M.measure_faces([output])[0]
+                    m = self.measure(output)
                     self._score_identity(tally, src, output, m)
                     if m is None:
                         tally.faces_missing += 1
@@ -280,7 +289,7 @@ class Evaluator:
             tally.add("csim", M.cosine_similarity(d, src.descriptor))
 
     def _score_pair(self, tally: Tally, src: Source, output, driver, dm, pixels: bool) -> None:
-        om = M.measure_faces([output])[0]
+        om = self.measure(output)
         if pixels:
             o, d = M.to_unit(output), M.to_unit(driver)
             tally.add("l1", M.l1(o, d))
@@ -319,13 +328,16 @@ def evaluate(
     started = time.perf_counter()
     ev = Evaluator(dataset, samples, config)
     missing = missing_reference_metrics()
-    clip_sources = ev.clip_sources()
-    all_sources = clip_sources + ev.portrait_sources()
-    tallies = {
-        "self_reenactment": ev.self_reenactment(method, clip_sources),
-        "cross_identity": ev.cross_identity(method, all_sources),
-        "gaze_redirection": ev.gaze_redirection(method, all_sources),
-    }
+    try:
+        clip_sources = ev.clip_sources()
+        all_sources = clip_sources + ev.portrait_sources()
+        tallies = {
+            "self_reenactment": ev.self_reenactment(method, clip_sources),
+            "cross_identity": ev.cross_identity(method, all_sources),
+            "gaze_redirection": ev.gaze_redirection(method, all_sources),
+        }
+    finally:
+        ev.close()
     results: dict[str, object] = {
         "method": method.name,
         "description": method.description,

@@ -10,6 +10,7 @@ import io
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -21,6 +22,9 @@ from freehead.perception.crop import CropConfig, boxes_from_pose, smooth_boxes, 
 from freehead.perception.eyes import OPEN_EYE_THRESHOLD, fit_eyes
 from freehead.perception.keypoints import KEYPOINT_MESH_INDICES
 from freehead.perception.shape import MeanShape, fit_head_pose
+
+if TYPE_CHECKING:
+    from freehead.perception.tracker import FaceTracker
 
 FLAG_OK = 0
 FLAG_NO_FACE = 1
@@ -199,17 +203,25 @@ def track_frames(
     video: bool,
     name: str = "input",
     progress: Callable[[int], None] | None = None,
+    tracker: FaceTracker | None = None,
 ) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
     """Track ``(H, W, 3)`` uint8 RGB frames of one size (consecutive frames of a video when
     ``video``). Returns landmarks ``(T, 478, 3)`` in pixels (NaN without a face), flags
-    ``(T,)`` and the frame size (H, W); ``name`` goes into error messages."""
-    from freehead.perception.tracker import FaceTracker
+    ``(T,)`` and the frame size (H, W); ``name`` goes into error messages. ``tracker``: an
+    open tracker to use (and leave open) instead of a new one; it must be a still-image
+    tracker when ``video`` is False, so that no frame depends on the ones before."""
+    from freehead.perception.tracker import FaceTracker as Tracker
 
     nan = np.full((478, 3), np.nan, np.float32)
     landmarks: list[np.ndarray] = []
     flags: list[int] = []
     shape: tuple[int, int] | None = None
-    with FaceTracker(video=video) as tracker:
+    owned = tracker is None
+    if tracker is None:
+        tracker = Tracker(video=video)
+    elif tracker.video != video:
+        raise ValueError(f"a {'video' if tracker.video else 'still-image'} tracker was given")
+    try:
         for rgb in frames:
             if shape is None:
                 shape = rgb.shape[:2]
@@ -220,6 +232,9 @@ def track_frames(
             flags.append(flag_of(det.num_faces))
             if progress is not None:
                 progress(1)
+    finally:
+        if owned:
+            tracker.close()
     if shape is None:
         raise FreeheadError(f"{name} has no frames")
     return np.stack(landmarks), np.array(flags, np.uint8), shape

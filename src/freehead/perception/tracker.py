@@ -57,6 +57,7 @@ class FaceTracker:
     """
 
     def __init__(self, video: bool = True, max_faces: int = 2, min_confidence: float = 0.5):
+        self.video = video
         with _quiet_native_stderr():
             import mediapipe as mp
 
