@@ -22,6 +22,7 @@ import numpy as np
 
 from freehead.data.dataset import Dataset
 from freehead.errors import FreeheadError
+from freehead.perception.labels import FLAG_OK
 
 
 def thin(source: Path, dest: Path, every: int, heldout_frames: int) -> dict[str, int]:
@@ -50,7 +51,7 @@ def thin(source: Path, dest: Path, every: int, heldout_frames: int) -> dict[str,
         np.savez_compressed(out / "labels.npz", **labels)
         for j, i in enumerate(keep):
             shutil.copy(src / "frames" / f"{i:06d}.jpg", out / "frames" / f"{j:06d}.jpg")
-        with_face = int((labels["flags"] == 0).sum())
+        with_face = int((labels["flags"] == FLAG_OK).sum())
         info = json.loads((src / "clip.json").read_text())
         info.update(frames=len(keep), frames_with_face=with_face)
         (out / "clip.json").write_text(json.dumps(info, indent=2))

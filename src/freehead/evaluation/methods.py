@@ -3,7 +3,7 @@
 A method works on face crops (``(S, S, 3)`` uint8 RGB, as in a dataset): ``reenact`` puts
 the driver's pose, expression and gaze on the source's person, ``redirect_gaze`` turns the
 source's eyes to a requested (pitch, yaw) in degrees (camera frame, freehead's signs).
-```prepare`` is called once per source before any use of it, for methods that cache
+``prepare`` is called once per source before any use of it, for methods that cache
 source work; ``reenact_many`` takes several sources of one person (N-shot).
 """
 
