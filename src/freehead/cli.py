@@ -152,6 +152,121 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_bench)
 
 
+def _add_model_args(p: argparse.ArgumentParser, face_help: str) -> None:
+    p.add_argument("--models", default=None, metavar="DIR",
+                   help="a folder with the three model files (default: the shipped models)")  # fmt: skip
+    p.add_argument("--generator", default=None, metavar="FILE", help="G's model file")
+    p.add_argument("--face-index", type=int, default=0, metavar="N", help=face_help)
+    p.add_argument("--threads", type=int, default=2, help="torch threads (default: 2)")
+    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+
+
+def _add_range_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--start", type=int, default=0, metavar="FRAME",
+                   help="first frame of the video to use (default: 0)")  # fmt: skip
+    p.add_argument("--max-frames", type=int, default=None, metavar="N", help="frames at most")
+
+
+def _add_reenact(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "reenact",
+        help="animate a portrait with a driving video",
+        description="Put the driving video's head motion, expression and gaze on the source "
+        "person. With several --source images of one person, G attends over all of them "
+        "(N-shot). The driving video's audio is copied to the output.",
+    )
+    p.add_argument("--source", required=True, nargs="+", metavar="IMG",
+                   help="portrait(s) of one person")  # fmt: skip
+    p.add_argument("--driving", required=True, metavar="VIDEO",
+                   help="driving video, frame folder or image")  # fmt: skip
+    p.add_argument("--out", required=True, help="output video (.mp4/.mov/.mkv; an image for an "
+                   "image driver)")  # fmt: skip
+    motion = p.add_mutually_exclusive_group()
+    motion.add_argument("--relative", dest="relative", action="store_true", default=True,
+                        help="apply the driver's motion since its first frame to the source's "
+                        "own pose and face shape (default)")  # fmt: skip
+    motion.add_argument("--absolute", dest="relative", action="store_false",
+                        help="use the driver's absolute pose and expression")  # fmt: skip
+    p.add_argument("--gaze", default="transfer", metavar="MODE",
+                   help="transfer (the driver's, default), camera (look into the camera), "
+                   "PITCH,YAW in degrees, or a CSV file of frame,pitch,yaw rows (a gaze path)")  # fmt: skip
+    for angle in ("yaw", "pitch", "roll"):
+        p.add_argument(f"--{angle}", type=float, default=None, metavar="DEG",
+                       help=f"fix the head's {angle} (degrees)")  # fmt: skip
+    p.add_argument("--paste-back", nargs="?", const="source", default=None,
+                   choices=["source", "driver"],
+                   help="blend the result into the source's full frame (default when given) "
+                   "or into the driving frame (video editing)")  # fmt: skip
+    p.add_argument("--smooth", type=float, default=1.0, metavar="S",
+                   help="smoothing of the driver's pose, expression and gaze: 0 off, 1 "
+                   "default, 2 twice as strong")  # fmt: skip
+    _add_range_args(p)
+    _add_model_args(p, "the driver's face when there are several (0 = the largest)")
+    p.set_defaults(func=_cmd_reenact)
+
+
+def _add_gaze(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "gaze",
+        help="turn the eyes of an image or video to a gaze in degrees",
+        description="Only the eye regions change. Gaze angles are in the camera frame: "
+        "(0, 0) looks into the camera, pitch > 0 up, yaw > 0 to the person's right.",
+    )
+    p.add_argument("input", help="image or video")
+    p.add_argument("--out", required=True, help="output image or video")
+    p.add_argument("--pitch", type=float, default=None, help="degrees (up > 0)")
+    p.add_argument("--yaw", type=float, default=None, help="degrees (the person's right > 0)")
+    p.add_argument("--path", default=None, metavar="CSV",
+                   help="a video's gaze over time: rows of frame,pitch,yaw")  # fmt: skip
+    _add_range_args(p)
+    _add_model_args(p, "the face to edit when there are several (0 = the largest)")
+    p.set_defaults(func=_cmd_gaze)
+
+
+def _add_eye_contact(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "eye-contact",
+        help="make the person look into the camera",
+        description="Only the eye regions change; the rest of every frame is untouched.",
+    )
+    p.add_argument("input", help="video or image")
+    p.add_argument("--out", required=True, help="output video or image")
+    _add_range_args(p)
+    _add_model_args(p, "the face to edit when there are several (0 = the largest)")
+    p.set_defaults(func=_cmd_eye_contact)
+
+
+def _add_freeview(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "freeview",
+        help="turn a portrait's head: a grid of views or a sweep video",
+        description="An image output is a grid (rows: pitch, columns: yaw); a video output "
+        "turns the head through the range in a loop.",
+    )
+    p.add_argument("input", help="portrait image")
+    p.add_argument("--out", required=True, help="grid image (.png/.jpg) or video (.mp4)")
+    p.add_argument("--yaws", default="-30,-15,0,15,30", help="degrees (default: %(default)s)")
+    p.add_argument("--pitches", default="-15,0,15", help="degrees (default: %(default)s)")
+    _add_model_args(p, "the face when there are several (0 = the largest)")
+    p.set_defaults(func=_cmd_freeview)
+
+
+def _add_demo(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "demo",
+        help="run the shipped model on the sample data and write what it makes",
+        description="The astronaut portrait driven by a held-out franck clip (pasted back), "
+        "a gaze grid and a free-view grid, and a short evaluation of the video. Fetches "
+        "the sample data when it is missing.",
+    )
+    p.add_argument("--out", default="demo", help="output folder (default: %(default)s)")
+    p.add_argument("--samples", default="data/samples", help="sample data folder")
+    p.add_argument("--frames", type=int, default=150, help="driving frames (default: 150)")
+    p.add_argument("--threads", type=int, default=2, help="torch threads (default: 2)")
+    p.add_argument("--overwrite", action="store_true", help="replace earlier demo outputs")
+    p.set_defaults(func=_cmd_demo)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from freehead import __version__
 
@@ -169,6 +284,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_evaluate_estimators(sub)
     _add_evaluate(sub)
     _add_bench(sub)
+    _add_reenact(sub)
+    _add_gaze(sub)
+    _add_eye_contact(sub)
+    _add_freeview(sub)
+    _add_demo(sub)
     return parser
 
 
@@ -338,6 +458,101 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     if args.json:
         atomic_write_json(Path(args.json), figures)
     print(json.dumps(figures, indent=2))
+    return 0
+
+
+def _reenactor(args: argparse.Namespace):
+    import torch
+
+    from freehead.pipeline import Reenactor
+
+    if args.threads < 1:
+        raise FreeheadError("--threads must be at least 1")
+    if args.face_index < 0:
+        raise FreeheadError("--face-index must be >= 0")
+    torch.set_num_threads(args.threads)
+    return Reenactor.from_pretrained(args.models, generator=args.generator)
+
+
+def _report(result: dict[str, object]) -> int:
+    frames = result["frames"]
+    print(f"wrote {result['output']}" + (f" ({frames} frames)" if frames != 1 else ""))
+    return 0
+
+
+def _cmd_reenact(args: argparse.Namespace) -> int:
+    from freehead.inference.files import reenact_file
+    from freehead.pipeline import ReenactOptions
+
+    options = ReenactOptions(
+        relative=args.relative, gaze=args.gaze, yaw=args.yaw, pitch=args.pitch, roll=args.roll,
+        paste_back=args.paste_back, smoothing=args.smooth, face_index=args.face_index,
+    ).checked()  # fmt: skip
+    result = reenact_file(
+        _reenactor(args), args.source, args.driving, args.out, options,
+        overwrite=args.overwrite, start=args.start, max_frames=args.max_frames,
+        progress=sys.stderr.isatty(),
+    )  # fmt: skip
+    return _report(result)
+
+
+def _cmd_gaze(args: argparse.Namespace) -> int:
+    from freehead.inference.files import gaze_file
+    from freehead.inference.motion import GazeControl
+
+    if args.path is not None:
+        if args.pitch is not None or args.yaw is not None:
+            raise FreeheadError("give either --pitch/--yaw or --path, not both")
+        control = GazeControl.parse(args.path if args.path.lower().endswith(".csv")
+                                    else args.path + ".csv")  # fmt: skip
+    else:
+        if args.pitch is None and args.yaw is None:
+            raise FreeheadError("give --pitch and/or --yaw (degrees), or --path CSV")
+        control = GazeControl.parse(f"{args.pitch or 0.0},{args.yaw or 0.0}")
+    return _report(_gaze_job(args, control, gaze_file))
+
+
+def _gaze_job(args: argparse.Namespace, control, job) -> dict[str, object]:
+    return job(
+        _reenactor(args), args.input, args.out, control, face_index=args.face_index,
+        overwrite=args.overwrite, start=args.start, max_frames=args.max_frames,
+        progress=sys.stderr.isatty(),
+    )  # fmt: skip
+
+
+def _cmd_eye_contact(args: argparse.Namespace) -> int:
+    from freehead.inference.files import gaze_file
+    from freehead.inference.motion import GazeControl
+
+    return _report(_gaze_job(args, GazeControl(mode="camera"), gaze_file))
+
+
+def _cmd_freeview(args: argparse.Namespace) -> int:
+    from freehead.inference.files import freeview_file, parse_angles
+
+    yaws, pitches = parse_angles(args.yaws, "--yaws"), parse_angles(args.pitches, "--pitches")
+    result = freeview_file(_reenactor(args), args.input, args.out, yaws, pitches,
+                           overwrite=args.overwrite)  # fmt: skip
+    if "views" in result:
+        print(f"wrote {result['output']} ({result['views']} views)")
+        return 0
+    return _report(result)
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    import torch
+
+    from freehead.demo import run_demo
+
+    torch.set_num_threads(args.threads)
+    summary = run_demo(
+        args.out,
+        args.samples,
+        frames=args.frames,
+        overwrite=args.overwrite,
+        progress=sys.stderr.isatty(),
+    )
+    print(summary)
     return 0
 
 

@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from freehead.errors import FreeheadError
+from freehead.io_utils import quiet_native_stderr
 
 VIDEO_EXTENSIONS = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"})
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
@@ -45,7 +46,8 @@ def read_image(path: str | Path) -> np.ndarray:
     if not path.is_file():
         raise FreeheadError(f"no such image file: {path}")
     data = np.fromfile(path, dtype=np.uint8)
-    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    with quiet_native_stderr():  # libpng warns of harmless colour-profile quirks
+        image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
     if image is None:
         raise FreeheadError(f"{path} is not a readable image")
     if image.shape[0] * image.shape[1] > MAX_PIXELS:

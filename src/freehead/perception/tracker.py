@@ -6,34 +6,16 @@ the camera in the same pixel unit (mediapipe's normalised z times the image widt
 
 from __future__ import annotations
 
-import contextlib
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 
+from freehead.io_utils import quiet_native_stderr
 from freehead.perception.keypoints import NUM_LANDMARKS
 
 os.environ.setdefault("GLOG_minloglevel", "2")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-
-
-@contextlib.contextmanager
-def _quiet_native_stderr() -> Iterator[None]:
-    """Silence what mediapipe's C++ side prints to file descriptor 2 while it loads."""
-    try:
-        saved = os.dup(2)
-    except OSError:  # no usable stderr
-        yield
-        return
-    with open(os.devnull, "w") as null:
-        os.dup2(null.fileno(), 2)
-        try:
-            yield
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
 
 
 @dataclass(frozen=True)
@@ -42,10 +24,12 @@ class Detection:
 
     ``landmarks``: ``(478, 3)`` float32 pixels of the largest face, or None without a face.
     ``num_faces``: how many faces were found (at most the tracker's ``max_faces``).
+    ``faces``: every face's landmarks, largest first (``faces[0]`` is ``landmarks``).
     """
 
     landmarks: np.ndarray | None
     num_faces: int
+    faces: tuple[np.ndarray, ...] = ()
 
 
 class FaceTracker:
@@ -58,7 +42,7 @@ class FaceTracker:
 
     def __init__(self, video: bool = True, max_faces: int = 2, min_confidence: float = 0.5):
         self.video = video
-        with _quiet_native_stderr():
+        with quiet_native_stderr():
             import mediapipe as mp
 
             self._mesh = mp.solutions.face_mesh.FaceMesh(
@@ -79,7 +63,7 @@ class FaceTracker:
             raise ValueError(f"expected an (H, W, 3) uint8 RGB image, got {rgb.shape} {rgb.dtype}")
         h, w = rgb.shape[:2]
         if not self._warm:  # the native side logs when it first runs the landmark model
-            with _quiet_native_stderr():
+            with quiet_native_stderr():
                 result = self._mesh.process(np.ascontiguousarray(rgb))
             self._warm = bool(result.multi_face_landmarks)
         else:
@@ -93,8 +77,9 @@ class FaceTracker:
             if a.shape[0] != NUM_LANDMARKS:
                 raise RuntimeError(f"mediapipe returned {a.shape[0]} landmarks, not 478")
             arrays.append(a)
-        areas = [np.prod(a[:, :2].max(0) - a[:, :2].min(0)) for a in arrays]
-        return Detection(landmarks=arrays[int(np.argmax(areas))], num_faces=len(arrays))
+        areas = [float(np.prod(a[:, :2].max(0) - a[:, :2].min(0))) for a in arrays]
+        ordered = tuple(arrays[i] for i in np.argsort(areas, kind="stable")[::-1])
+        return Detection(landmarks=ordered[0], num_faces=len(arrays), faces=ordered)
 
     def close(self) -> None:
         self._mesh.close()

@@ -1,0 +1,1 @@
+"""Inference: reading faces, motion, smoothing, masks and writing results."""

@@ -1,0 +1,168 @@
+"""From a full frame to what the networks need: track the face, fit the head pose, cut the
+crop the way the training crops were cut, and read it with E_can and E_gaze.
+
+``FaceReader`` is the per-frame perception of inference. For a video it tracks from frame
+to frame, keeps following the chosen face when there are several, and smooths the crop
+box causally (so a live stream works the same).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from freehead.inference.motion import FaceMotion
+from freehead.inference.smoothing import OneEuroFilter, SmoothingConfig
+from freehead.perception.crop import CropConfig, boxes_from_pose, crop_image
+from freehead.perception.shape import MeanShape, fit_head_pose
+from freehead.perception.tracker import FaceTracker
+
+log = logging.getLogger(__name__)
+
+MAX_FACES = 4
+"""Faces told apart in a source image or a driving video's first frame."""
+
+
+@dataclass(frozen=True)
+class FaceReading:
+    """One face in one frame.
+
+    ``box`` ``(3,)`` the crop (cx, cy, side) in frame pixels; ``crop`` ``(S, S, 3)`` uint8;
+    ``keypoints`` ``(K, 3)`` E_can's p in crop coordinates; ``canonical`` ``(K, 3)``
+    p_can; ``motion`` pose, expression and gaze; ``num_faces`` faces in the frame.
+    """
+
+    box: np.ndarray
+    crop: np.ndarray
+    keypoints: np.ndarray
+    canonical: np.ndarray
+    motion: FaceMotion
+    num_faces: int
+
+
+class FaceReader:
+    """Reads faces with the tracker, the pose fit and the estimators.
+
+    ``video``: consecutive frames of one video (tracking; causal smoothing of the crop box
+    at ``fps`` with ``smoothing``); otherwise every image on its own. ``face_index``:
+    which face when there are several, 0 = the largest (by landmark extent); in a video
+    the face chosen in the first frame with a face is followed by position.
+    """
+
+    def __init__(
+        self,
+        e_can,
+        e_gaze,
+        crop_size: int,
+        video: bool,
+        face_index: int = 0,
+        fps: float = 25.0,
+        smoothing: SmoothingConfig | None = None,
+        max_faces: int = MAX_FACES,
+        name: str = "input",
+    ):
+        if face_index < 0:
+            raise ValueError("face index must be >= 0")
+        self.e_can, self.e_gaze = e_can, e_gaze
+        self.crop_size = crop_size
+        self.video = video
+        self.face_index = face_index
+        self.name = name
+        self.mean_shape = MeanShape.default()
+        self.crop_config = CropConfig()
+        self._max_faces = max(max_faces, face_index + 1)
+        self._tracker: FaceTracker | None = None
+        self._box_filter = OneEuroFilter(fps, smoothing or SmoothingConfig()) if video else None
+        self._box_unit: float | None = None
+        self._previous_centre: np.ndarray | None = None
+        self._warned_faces = False
+        self.last_count = 0
+        """Faces found in the last frame read."""
+
+    # ------------------------------------------------------------------ tracking
+    def _ensure_tracker(self, frame: np.ndarray) -> FaceTracker:
+        if self._tracker is None:
+            faces = self._max_faces
+            if self.video and self.face_index == 0:
+                # A video tracker with room for more faces than it follows runs the face
+                # detector on every frame; look at the first frame to size it.
+                with FaceTracker(video=False, max_faces=self._max_faces) as probe:
+                    faces = max(1, probe(frame).num_faces)
+            self._tracker = FaceTracker(video=self.video, max_faces=faces)
+        return self._tracker
+
+    def _choose(self, faces: tuple[np.ndarray, ...]) -> np.ndarray | None:
+        if self._previous_centre is not None and self.video:
+            centres = [f[:, :2].mean(0) for f in faces]
+            dist = [float(np.linalg.norm(c - self._previous_centre)) for c in centres]
+            return faces[int(np.argmin(dist))]
+        if self.face_index >= len(faces):
+            return None
+        if len(faces) > 1 and not self._warned_faces:
+            which = "the largest" if self.face_index == 0 else f"face {self.face_index}"
+            log.warning(
+                "%s has %d faces; using %s (--face-index chooses: 0 = largest)",
+                self.name, len(faces), which,
+            )  # fmt: skip
+            self._warned_faces = True
+        return faces[self.face_index]
+
+    def landmarks(self, frame: np.ndarray) -> tuple[np.ndarray | None, int]:
+        """The chosen face's ``(478, 3)`` landmarks (None: no face) and the face count."""
+        det = self._ensure_tracker(frame)(frame)
+        self.last_count = det.num_faces
+        if det.landmarks is None:
+            return None, 0
+        chosen = self._choose(det.faces or (det.landmarks,))
+        if chosen is not None:
+            self._previous_centre = chosen[:, :2].mean(0)
+        return chosen, det.num_faces
+
+    def box(self, landmarks: np.ndarray) -> np.ndarray:
+        """The crop box of a face, ``(3,)``, smoothed over time in a video."""
+        pose = fit_head_pose(torch.from_numpy(landmarks[None].astype(np.float64)), self.mean_shape)
+        box = boxes_from_pose(pose, self.crop_config)[0]
+        if self._box_filter is None:
+            return box
+        if self._box_unit is None:
+            self._box_unit = self.crop_size / box[2]
+        return self._box_filter(box * self._box_unit) / self._box_unit
+
+    # ------------------------------------------------------------------ reading
+    @torch.inference_mode()
+    def read_crop(self, crop: np.ndarray) -> tuple[np.ndarray, np.ndarray, FaceMotion]:
+        """E_can and E_gaze on one ``(S, S, 3)`` crop -> keypoints, canonical, motion."""
+        from freehead.models.backbone import to_network_input
+
+        pred = self.e_can(self.e_can.prepare(crop))
+        eyes = self.e_gaze.predict(to_network_input(crop), pred.keypoints)
+        motion = FaceMotion.from_prediction(pred, eyes.eye_gaze[0].double().numpy())
+        return (
+            pred.keypoints[0].double().numpy(),
+            pred.canonical[0].double().numpy(),
+            motion,
+        )
+
+    def __call__(self, frame: np.ndarray) -> FaceReading | None:
+        """Read the chosen face of one ``(H, W, 3)`` uint8 RGB frame (None: no face)."""
+        landmarks, count = self.landmarks(frame)
+        if landmarks is None:
+            return None
+        box = self.box(landmarks)
+        crop = crop_image(frame, box, self.crop_size)
+        keypoints, canonical, motion = self.read_crop(crop)
+        return FaceReading(box, crop, keypoints, canonical, motion, count)
+
+    def close(self) -> None:
+        if self._tracker is not None:
+            self._tracker.close()
+            self._tracker = None
+
+    def __enter__(self) -> FaceReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

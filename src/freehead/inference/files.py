@@ -1,0 +1,213 @@
+"""File-to-file jobs behind the CLI's inference commands: read the inputs, run a
+:class:`~freehead.pipeline.Reenactor` mode, stream frames to the output with progress.
+
+Every job checks its output path first (type, ``overwrite``) and writes atomically, so
+a failure leaves what the user had untouched.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from freehead.errors import FreeheadError
+from freehead.inference.motion import GazeControl
+from freehead.inference.output import VIDEO_OUTPUTS, VideoWriter, check_output, write_image
+from freehead.media import IMAGE_EXTENSIONS, FrameSource, open_frames, read_image
+from freehead.pipeline import ReenactOptions, Reenactor
+
+log = logging.getLogger(__name__)
+
+IMAGE_OUTPUTS = frozenset(IMAGE_EXTENSIONS)
+
+
+def _frames(
+    source: FrameSource, start: int, max_frames: int | None, progress: bool, what: str
+) -> tuple[Iterator[np.ndarray], int]:
+    """A video's frames from ``start`` (at most ``max_frames``), with a progress bar."""
+    if start < 0 or (max_frames is not None and max_frames < 1):
+        raise FreeheadError("--start must be >= 0 and --max-frames >= 1")
+    if start >= source.num_frames:
+        raise FreeheadError(
+            f"{source.path} has {source.num_frames} frames; --start {start} is past its end"
+        )
+    total = source.num_frames - start
+    if max_frames is not None:
+        total = min(total, max_frames)
+    frames = source.frames(limit=start + total)
+
+    def gen() -> Iterator[np.ndarray]:
+        with tqdm(total=total, disable=not progress, unit="frame", desc=what, leave=False) as bar:
+            for i, frame in enumerate(frames):
+                if i < start:
+                    continue
+                bar.update(1)
+                yield frame
+
+    return gen(), total
+
+
+def _write_frames(out: Path, frames: Iterable[np.ndarray], fps: float, audio: Path | None,
+                  start: int = 0) -> int:  # fmt: skip
+    """Write frames to a video -> frame count. ``audio`` is copied in when it has any,
+    from the time of frame ``start``, so that it stays in sync."""
+    with VideoWriter(out, fps, audio_from=audio, audio_offset=start / fps) as writer:
+        for frame in frames:
+            writer.write(frame)
+    return writer.frames
+
+
+def reenact_file(
+    reenactor: Reenactor,
+    sources: Sequence[str | Path],
+    driving: str | Path,
+    out: str | Path,
+    options: ReenactOptions,
+    overwrite: bool = False,
+    start: int = 0,
+    max_frames: int | None = None,
+    progress: bool = False,
+) -> dict[str, object]:
+    """Reenact source image(s) with a driving video (or image); write a video (or image)."""
+    driver = open_frames(driving)
+    single = driver.kind == "image"
+    out = check_output(out, IMAGE_OUTPUTS if single else VIDEO_OUTPUTS, overwrite)
+    source_images = [_read_source(Path(p)) for p in sources]
+    src = reenactor.prepare_source(source_images, names=[str(p) for p in sources])
+    if single:
+        image = reenactor.reenact(src, read_image(driving), **_fields(options))
+        write_image(out, image)  # type: ignore[arg-type]
+        return {"output": str(out), "frames": 1}
+    frames, _ = _frames(driver, start, max_frames, progress, "reenact")
+    results = reenactor.reenact_frames(src, frames, options, driver.fps)
+    n = _write_frames(
+        out, results, driver.fps, Path(driving) if driver.kind == "video" else None, start
+    )
+    return {"output": str(out), "frames": n, "fps": driver.fps}
+
+
+def _fields(options: ReenactOptions) -> dict[str, object]:
+    import dataclasses
+
+    return {f.name: getattr(options, f.name) for f in dataclasses.fields(options)}
+
+
+def _read_source(path: Path) -> np.ndarray:
+    """A source image; the first frame of a video is taken for a video."""
+    frames = open_frames(path)
+    if frames.kind == "images":
+        raise FreeheadError(f"{path} is a folder; give source images one by one")
+    return next(frames.frames(1))
+
+
+def gaze_file(
+    reenactor: Reenactor,
+    path: str | Path,
+    out: str | Path,
+    control: GazeControl,
+    face_index: int = 0,
+    overwrite: bool = False,
+    start: int = 0,
+    max_frames: int | None = None,
+    progress: bool = False,
+) -> dict[str, object]:
+    """Turn the eyes of an image or a video (eye contact: ``GazeControl("camera")``)."""
+    media = open_frames(path)
+    if media.kind == "image":
+        out = check_output(out, IMAGE_OUTPUTS, overwrite)
+        if control.mode == "path":
+            raise FreeheadError("a gaze path (.csv) needs a video, not an image")
+        image = reenactor.look(read_image(path), control, face_index)
+        write_image(out, image)
+        return {"output": str(out), "frames": 1}
+    out = check_output(out, VIDEO_OUTPUTS, overwrite)
+    frames, _ = _frames(media, start, max_frames, progress, "gaze")
+    results = reenactor.look(frames, control, face_index, media.fps)
+    n = _write_frames(out, results, media.fps, Path(path) if media.kind == "video" else None, start)
+    return {"output": str(out), "frames": n, "fps": media.fps}
+
+
+def freeview_file(
+    reenactor: Reenactor,
+    path: str | Path,
+    out: str | Path,
+    yaws: Sequence[float],
+    pitches: Sequence[float],
+    overwrite: bool = False,
+    fps: float = 25.0,
+    seconds: float = 4.0,
+) -> dict[str, object]:
+    """A free-view sweep of one image: a grid (rows = pitch, columns = yaw) as an image,
+    or, for a video output, the head turning through the yaws and pitches (a loop)."""
+    out = check_output(out, IMAGE_OUTPUTS | VIDEO_OUTPUTS, overwrite)
+    source = reenactor.prepare_source(read_image(path), names=[str(path)])
+    if out.suffix.lower() in IMAGE_OUTPUTS:
+        grid = freeview_grid(reenactor, source, yaws, pitches)
+        write_image(out, grid)
+        return {"output": str(out), "views": len(yaws) * len(pitches)}
+    n = max(2, round(fps * seconds))
+    t = np.arange(n) / n * 2 * np.pi
+    yaw_path = np.interp(np.sin(t), [-1, 1], [min(yaws), max(yaws)])
+    pitch_path = np.interp(np.sin(2 * t), [-1, 1], [min(pitches), max(pitches)])
+    frames = (
+        reenactor.free_view(source, yaw=float(y), pitch=float(p))
+        for y, p in zip(yaw_path, pitch_path, strict=True)
+    )
+    count = _write_frames(out, frames, fps, None)
+    return {"output": str(out), "frames": count, "fps": fps}
+
+
+def freeview_grid(reenactor: Reenactor, source, yaws: Sequence[float],
+                  pitches: Sequence[float]) -> np.ndarray:  # fmt: skip
+    """Crops of the source at each (pitch, yaw), captioned, rows = pitches."""
+    rows = []
+    for p in pitches:
+        row = [caption(reenactor.free_view(source, yaw=y, pitch=p), f"yaw {y:+g} pitch {p:+g}")
+               for y in yaws]  # fmt: skip
+        rows.append(np.concatenate(row, axis=1))
+    return np.concatenate(rows, axis=0)
+
+
+def gaze_grid(reenactor: Reenactor, image: np.ndarray, yaws: Sequence[float],
+              pitches: Sequence[float]) -> np.ndarray:  # fmt: skip
+    """The image's face crop with the eyes at each (pitch, yaw), captioned."""
+    from freehead.perception.crop import crop_image
+
+    source = reenactor.prepare_source(image)
+    box = source.readings[0].box
+    rows = []
+    for p in pitches:
+        row = []
+        for y in yaws:
+            edited = reenactor.redirect_gaze(image, pitch=p, yaw=y)
+            row.append(caption(crop_image(edited, box, reenactor.size), f"gaze {p:+g},{y:+g}"))  # type: ignore[arg-type]
+        rows.append(np.concatenate(row, axis=1))
+    return np.concatenate(rows, axis=0)
+
+
+def caption(image: np.ndarray, text: str) -> np.ndarray:
+    """A copy of the image with a caption on a dark band at the bottom."""
+    out = image.copy()
+    h = out.shape[0]
+    band = max(14, h // 14)
+    out[h - band :] = (out[h - band :].astype(np.float32) * 0.35).astype(np.uint8)
+    scale = band / 30
+    cv2.putText(out, text, (4, h - band // 4 - 1), cv2.FONT_HERSHEY_SIMPLEX, scale,
+                (255, 255, 255), 1, cv2.LINE_AA)  # fmt: skip
+    return out
+
+
+def parse_angles(text: str, what: str) -> list[float]:
+    """``-30,-15,0,15,30`` -> floats within ±90."""
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise FreeheadError(f"{what}: expected numbers separated by commas, got {text!r}") from None
+    if not values or any(not np.isfinite(v) or abs(v) > 90 for v in values):
+        raise FreeheadError(f"{what}: angles must be between -90 and 90 degrees")
+    return values
