@@ -200,8 +200,10 @@ def _add_reenact(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--smooth", type=float, default=1.0, metavar="S",
                    help="smoothing of the driver's pose, expression and gaze: 0 off, 1 "
                    "default, 2 twice as strong")  # fmt: skip
+    p.add_argument("--driving-face-index", type=int, default=0, metavar="N",
+                   help="the driver's face when there are several (0 = the largest)")  # fmt: skip
     _add_range_args(p)
-    _add_model_args(p, "the driver's face when there are several (0 = the largest)")
+    _add_model_args(p, "the source's face when there are several (0 = the largest)")
     p.set_defaults(func=_cmd_reenact)
 
 
@@ -245,8 +247,11 @@ def _add_freeview(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("input", help="portrait image")
     p.add_argument("--out", required=True, help="grid image (.png/.jpg) or video (.mp4)")
-    p.add_argument("--yaws", default="-30,-15,0,15,30", help="degrees (default: %(default)s)")
-    p.add_argument("--pitches", default="-15,0,15", help="degrees (default: %(default)s)")
+    p.add_argument("--yaws", default="-30,-15,0,15,30",
+                   help="degrees, comma-separated; write --yaws=-20,0,20 when the first is "
+                   "negative (default: %(default)s)")  # fmt: skip
+    p.add_argument("--pitches", default="-15,0,15",
+                   help="degrees, as --yaws (default: %(default)s)")  # fmt: skip
     _add_model_args(p, "the face when there are several (0 = the largest)")
     p.set_defaults(func=_cmd_freeview)
 
@@ -486,11 +491,12 @@ def _cmd_reenact(args: argparse.Namespace) -> int:
 
     options = ReenactOptions(
         relative=args.relative, gaze=args.gaze, yaw=args.yaw, pitch=args.pitch, roll=args.roll,
-        paste_back=args.paste_back, smoothing=args.smooth, face_index=args.face_index,
+        paste_back=args.paste_back, smoothing=args.smooth,
+        driver_face_index=args.driving_face_index,
     ).checked()  # fmt: skip
     result = reenact_file(
         _reenactor(args), args.source, args.driving, args.out, options,
-        overwrite=args.overwrite, start=args.start, max_frames=args.max_frames,
+        source_face_index=args.face_index, overwrite=args.overwrite, start=args.start, max_frames=args.max_frames,
         progress=sys.stderr.isatty(),
     )  # fmt: skip
     return _report(result)

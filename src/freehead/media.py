@@ -45,6 +45,7 @@ def read_image(path: str | Path) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise FreeheadError(f"no such image file: {path}")
+    _check_image_size(path)
     data = np.fromfile(path, dtype=np.uint8)
     with quiet_native_stderr():  # libpng warns of harmless colour-profile quirks
         image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
@@ -53,6 +54,20 @@ def read_image(path: str | Path) -> np.ndarray:
     if image.shape[0] * image.shape[1] > MAX_PIXELS:
         raise FreeheadError(f"{path} is {image.shape[1]}x{image.shape[0]}: too large")
     return to_rgb8(image)
+
+
+def _check_image_size(path: Path) -> None:
+    """Refuse a too large image from its header, before decoding it."""
+    from PIL import Image, UnidentifiedImageError
+
+    Image.MAX_IMAGE_PIXELS = None  # the check below replaces PIL's own warning
+    try:
+        with Image.open(path) as im:
+            w, h = im.size
+    except (UnidentifiedImageError, OSError, ValueError):
+        return  # OpenCV may still read it; its failure is reported there
+    if w * h > MAX_PIXELS:
+        raise FreeheadError(f"{path} is {w}x{h}: too large")
 
 
 @dataclass(frozen=True)

@@ -100,7 +100,7 @@ class ReenactOptions:
     crop), ``"source"`` (into the source's full frame) or ``"driver"`` (into the driving
     frame). ``smoothing``: One Euro smoothing strength of the driver's pose, expression
     and gaze (0 = off, 1 = default; see :mod:`freehead.inference.smoothing`).
-    ``face_index``: the driver's face when there are several (0 = the largest).
+    ``driver_face_index``: the driver's face when there are several (0 = the largest).
     """
 
     relative: bool = True
@@ -110,7 +110,7 @@ class ReenactOptions:
     roll: float | None = None
     paste_back: str | None = None
     smoothing: float = 1.0
-    face_index: int = 0
+    driver_face_index: int = 0
 
     def checked(self) -> ReenactOptions:
         gaze = GazeControl.parse(self.gaze) if isinstance(self.gaze, str) else self.gaze
@@ -118,6 +118,8 @@ class ReenactOptions:
             raise FreeheadError(
                 f"paste_back must be None, 'source' or 'driver', not {self.paste_back!r}"
             )
+        if self.driver_face_index < 0:
+            raise FreeheadError("the driver's face index must be >= 0")
         if self.smoothing < 0:
             raise FreeheadError("smoothing strength must be >= 0")
         for name in ("yaw", "pitch", "roll"):
@@ -203,7 +205,7 @@ class Reenactor:
             if reading is None:
                 count = reader.last_count
                 if count:
-                    raise FreeheadError(f"{name} has {count} face(s); --face-index {face_index} "
+                    raise FreeheadError(f"{name} has {count} face(s); face index {face_index} "
                                         "is out of range")  # fmt: skip
                 raise FreeheadError(f"no face found in {name}")
             readings.append(reading)
@@ -234,26 +236,30 @@ class Reenactor:
         return to_image(out.image[0])
 
     # ------------------------------------------------------------------ reenact
-    def reenact(self, source, driving, **options) -> np.ndarray | Iterator[np.ndarray]:
+    def reenact(self, source, driving, options: ReenactOptions | None = None, *,
+                fps: float = 25.0, **fields) -> np.ndarray | Iterator[np.ndarray]:  # fmt: skip
         """Put a driver's pose, expression and gaze on the source person.
 
         ``source``: an image, a list of images of one person (N-shot) or a prepared
-        :class:`Source`. ``driving``: one image (returns one image) or an iterable of
-        video frames (returns a lazy iterator of frames). ``options``: the fields of
-        :class:`ReenactOptions` (and ``fps``, the driving video's rate for smoothing).
+        :class:`Source`. ``driving``: one image (returns one image; the motion is then
+        absolute, as relative to itself it would be none) or an iterable of video frames
+        (returns a lazy iterator of frames). ``options`` and/or ``fields``: a
+        :class:`ReenactOptions` and/or its fields by name; ``fps``: the driving video's
+        frame rate, for smoothing.
         """
-        fps = float(options.pop("fps", 25.0))
-        opts = ReenactOptions(**options).checked()
+        opts = options or ReenactOptions()
+        opts = (replace(opts, **fields) if fields else opts).checked()
         src = self.prepare_source(source)
         if _is_single_image(driving):
             if opts.relative:  # relative to itself, a single driving image would do nothing
                 opts = replace(opts, relative=False)
-            (image,) = self.reenact_frames(src, [as_rgb8(driving, "driving image")], opts, fps)
+            frame = as_rgb8(driving, "the driving image")
+            (image,) = self.reenact_frames(src, [frame], opts, fps, "the driving image")
             return image
         return self.reenact_frames(src, driving, opts, fps)
 
     def reenact_frames(self, source: Source, frames: Iterable, options: ReenactOptions,
-                       fps: float = 25.0) -> Iterator[np.ndarray]:  # fmt: skip
+                       fps: float = 25.0, name: str = "the driving video") -> Iterator[np.ndarray]:  # fmt: skip
         """The per-frame loop of :meth:`reenact` (lazy). A frame without the driver's face
         holds the last pose; frames before the first face show the source's own pose."""
         options = options.checked()
@@ -262,9 +268,7 @@ class Reenactor:
         first: FaceMotion | None = None
         held: tuple | None = None  # smoothed driver vector, box, keypoints
         missing = 0
-        with self._reader(
-            True, options.face_index, fps, options.smoothing, "the driving video"
-        ) as reader:
+        with self._reader(True, options.driver_face_index, fps, options.smoothing, name) as reader:
             for i, frame in enumerate(frames):
                 frame = as_rgb8(frame, f"driving frame {i}")
                 reading = reader(frame)
@@ -286,6 +290,8 @@ class Reenactor:
                     motion = (relative_motion(source.motion, driver, first)  # type: ignore[arg-type]
                               if options.relative else driver)  # fmt: skip
                 yield self._finish(source, motion, options, i, frame, held)
+        if first is None:
+            raise FreeheadError(f"no face found in {name}")
 
     def _finish(self, source: Source, motion: FaceMotion, options: ReenactOptions, i: int,
                 frame: np.ndarray, held) -> np.ndarray:  # fmt: skip
@@ -328,7 +334,7 @@ class Reenactor:
         return self.look(image_or_frames, "camera", face_index, fps)
 
     def look(self, image_or_frames, gaze: GazeControl | str, face_index: int = 0,
-             fps: float = 25.0) -> np.ndarray | Iterator[np.ndarray]:  # fmt: skip
+             fps: float = 25.0, name: str = "the image") -> np.ndarray | Iterator[np.ndarray]:  # fmt: skip
         """Eyes turned as ``gaze`` says (``camera``, ``PITCH,YAW``, a CSV gaze path over
         frames, or a :class:`GazeControl`); only the eye regions change."""
         control = GazeControl.parse(gaze) if isinstance(gaze, str) else gaze
@@ -336,10 +342,13 @@ class Reenactor:
             raise FreeheadError("gaze editing needs a target gaze (camera, PITCH,YAW or a path)")
         if _is_single_image(image_or_frames):
             frame = as_rgb8(image_or_frames)
-            with self._reader(False, face_index, name="the image") as reader:
+            with self._reader(False, face_index, name=name) as reader:
                 reading = reader(frame)
             if reading is None:
-                raise FreeheadError("no face found in the image")
+                if reader.last_count:
+                    raise FreeheadError(f"{name} has {reader.last_count} face(s); face index "
+                                        f"{face_index} is out of range")  # fmt: skip
+                raise FreeheadError(f"no face found in {name}")
             return self._edit_eyes(reading, frame, control.target(0))
         return self._look_frames(image_or_frames, control, face_index, fps)
 

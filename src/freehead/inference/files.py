@@ -68,6 +68,7 @@ def reenact_file(
     driving: str | Path,
     out: str | Path,
     options: ReenactOptions,
+    source_face_index: int = 0,
     overwrite: bool = False,
     start: int = 0,
     max_frames: int | None = None,
@@ -78,9 +79,9 @@ def reenact_file(
     single = driver.kind == "image"
     out = check_output(out, IMAGE_OUTPUTS if single else VIDEO_OUTPUTS, overwrite)
     source_images = [_read_source(Path(p)) for p in sources]
-    src = reenactor.prepare_source(source_images, names=[str(p) for p in sources])
+    src = reenactor.prepare_source(source_images, source_face_index, [str(p) for p in sources])
     if single:
-        image = reenactor.reenact(src, read_image(driving), **_fields(options))
+        image = reenactor.reenact(src, read_image(driving), options)
         write_image(out, image)  # type: ignore[arg-type]
         return {"output": str(out), "frames": 1}
     frames, _ = _frames(driver, start, max_frames, progress, "reenact")
@@ -89,12 +90,6 @@ def reenact_file(
         out, results, driver.fps, Path(driving) if driver.kind == "video" else None, start
     )
     return {"output": str(out), "frames": n, "fps": driver.fps}
-
-
-def _fields(options: ReenactOptions) -> dict[str, object]:
-    import dataclasses
-
-    return {f.name: getattr(options, f.name) for f in dataclasses.fields(options)}
 
 
 def _read_source(path: Path) -> np.ndarray:
@@ -122,7 +117,7 @@ def gaze_file(
         out = check_output(out, IMAGE_OUTPUTS, overwrite)
         if control.mode == "path":
             raise FreeheadError("a gaze path (.csv) needs a video, not an image")
-        image = reenactor.look(read_image(path), control, face_index)
+        image = reenactor.look(read_image(path), control, face_index, name=str(path))
         write_image(out, image)
         return {"output": str(out), "frames": 1}
     out = check_output(out, VIDEO_OUTPUTS, overwrite)

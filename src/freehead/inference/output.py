@@ -148,9 +148,11 @@ class VideoWriter:
         """Copy the audio in; False (video kept without audio) when that fails."""
         cmd = [
             ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y",
-            "-i", str(self._video_only), "-ss", f"{self.audio_offset:.6f}", "-i", str(self.audio_from),
+            "-i", str(self._video_only),
+            "-ss", f"{self.audio_offset:.6f}", "-t", f"{self.frames / self.fps:.6f}",
+            "-i", str(self.audio_from),
             "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy", "-c:a", "aac", "-b:a", "160k",
-            "-shortest", "-movflags", "+faststart", str(self._tmp),
+            "-movflags", "+faststart", str(self._tmp),
         ]  # fmt: skip
         result = subprocess.run(cmd, capture_output=True, text=True, errors="replace", check=False)
         if result.returncode != 0:

@@ -1,0 +1,273 @@
+"""The Reenactor and its commands with the shipped models, on a few real frames, and every
+kind of bad input they must answer with one clear line."""
+
+import subprocess
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from freehead.inference.output import ffmpeg_exe, has_audio
+from freehead.media import open_frames, read_image
+
+from .conftest import read_video_frames
+from .test_cli import assert_one_line_error, run, write_video
+
+HELD_OUT = list(range(4000, 4008))
+
+
+@pytest.fixture(scope="module")
+def reenactor():
+    from freehead import Reenactor
+
+    return Reenactor.from_pretrained()
+
+
+@pytest.fixture(scope="module")
+def franck(samples) -> list[np.ndarray]:
+    return read_video_frames(samples / "videos/franck/franck.mp4", HELD_OUT)
+
+
+@pytest.fixture(scope="module")
+def driving(franck, tmp_path_factory) -> Path:
+    """8 held-out franck frames with a sine tone as audio."""
+    folder = tmp_path_factory.mktemp("driving")
+    silent = write_video(folder / "silent.mp4", franck, 24.0)
+    out = folder / "driving.mp4"
+    subprocess.run([ffmpeg_exe(), "-loglevel", "error", "-i", str(silent), "-f", "lavfi", "-i",
+                    "sine=frequency=440:duration=1", "-c:v", "copy", "-c:a", "aac",
+                    "-shortest", str(out)], check=True)  # fmt: skip
+    return out
+
+
+def video_info(path: Path) -> tuple[int, tuple[int, int]]:
+    frames = list(open_frames(path).frames())
+    return len(frames), frames[0].shape[:2]
+
+
+# ---------------------------------------------------------------------------- modes
+
+
+def test_reenact_pasted_back_keeps_the_audio(samples, driving, tmp_path):
+    out = tmp_path / "out.mp4"
+    proc = run("reenact", "--source", str(samples / "portraits/astronaut.png"), "--driving",
+               str(driving), "--out", str(out), "--paste-back")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert f"wrote {out} (8 frames)" in proc.stdout
+    n, shape = video_info(out)
+    assert n == 8 and shape == read_image(samples / "portraits/astronaut.png").shape[:2]
+    assert has_audio(out)
+
+
+def test_reenact_n_shot_absolute_fixed_gaze_and_pose(samples, driving, tmp_path):
+    out = tmp_path / "out.mp4"
+    stills = [str(samples / "stills" / f"franck_0{k}.jpg") for k in (1829, 2159, 3909)]
+    proc = run("reenact", "--source", *stills, "--driving", str(driving), "--out", str(out),
+               "--absolute", "--gaze", "10,-5", "--yaw", "5", "--smooth", "0")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert video_info(out) == (8, (256, 256))
+
+
+def test_reenact_with_an_image_driver_and_a_gaze_path(samples, franck, tmp_path):
+    out = tmp_path / "out.png"
+    proc = run("reenact", "--source", str(samples / "portraits/grace_hopper.jpg"), "--driving",
+               str(samples / "stills/franck_04035.jpg"), "--out", str(out), "--gaze", "camera")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert read_image(out).shape == (256, 256, 3)
+
+
+def test_gaze_changes_only_the_eyes(samples, tmp_path):
+    image = samples / "stills/franck_04000.jpg"
+    out = tmp_path / "g.png"
+    proc = run("gaze", str(image), "--pitch", "10", "--yaw", "-15", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    before, after = read_image(image), read_image(out)
+    changed = np.abs(before.astype(int) - after).max(-1) > 0
+    assert 0 < changed.mean() < 0.05
+    ys = np.nonzero(changed)[0]  # every change lies in one band across the eyes
+    assert ys.max() - ys.min() < before.shape[0] * 0.25
+
+
+def test_gaze_path_over_a_video(driving, tmp_path):
+    path = tmp_path / "gaze.csv"
+    path.write_text("frame,pitch,yaw\n0,0,-20\n7,0,20\n")
+    out = tmp_path / "g.mp4"
+    proc = run("gaze", str(driving), "--path", str(path), "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert video_info(out)[0] == 8 and has_audio(out)
+
+
+def test_eye_contact_leaves_everything_but_the_eyes(reenactor, franck):
+    from freehead.evaluation.metrics import measure_faces
+
+    outputs = list(reenactor.eye_contact(franck[:4], fps=24.0))
+    assert len(outputs) == 4
+    for before, after, m in zip(franck, outputs, measure_faces(franck[:4]), strict=False):
+        keep = ~m.eye_mask(before.shape[:2], grow=1.0)
+        diff = np.abs(before.astype(int) - after)[keep]
+        assert diff.max() == 0
+        assert (before != after).any()
+
+
+def test_eye_contact_command(driving, tmp_path):
+    out = tmp_path / "e.mp4"
+    proc = run("eye-contact", str(driving), "--out", str(out), "--max-frames", "3")
+    assert proc.returncode == 0, proc.stderr
+    assert video_info(out) == (3, (288, 360))
+
+
+def test_freeview_grid_and_video(samples, tmp_path):
+    grid = tmp_path / "f.png"
+    proc = run("freeview", str(samples / "portraits/astronaut.png"), "--out", str(grid),
+               "--yaws=-20,0,20", "--pitches", "0,10")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert read_image(grid).shape == (512, 768, 3)
+
+
+def test_python_api_on_images(reenactor, samples, franck):
+    from PIL import Image
+
+    portrait = Image.open(samples / "portraits/grace_hopper.jpg")
+    out = reenactor.reenact(portrait, franck[0])
+    assert out.shape == (256, 256, 3) and out.dtype == np.uint8
+    view = reenactor.free_view(np.asarray(portrait), yaw=20, paste_back=True)
+    assert view.shape == np.asarray(portrait).shape
+    frames = reenactor.reenact(portrait, iter(franck[:3]), gaze="camera", paste_back="source")
+    assert len(list(frames)) == 3
+
+
+def test_a_face_that_leaves_the_frame_holds_the_last_pose(reenactor, samples, franck, caplog):
+    import logging
+
+    gray = np.full_like(franck[0], 128)
+    frames = [franck[0], franck[1], gray, gray, franck[2], franck[3]]
+    with caplog.at_level(logging.INFO):
+        out = list(reenactor.reenact(franck[0], frames, smoothing=0.0))
+    assert len(out) == 6
+    assert np.array_equal(out[2], out[3])  # held
+    assert "holding the last pose" in caplog.text and "back at frame 4" in caplog.text
+
+
+# ------------------------------------------------------------------------ bad input
+
+
+@pytest.fixture(scope="module")
+def images(samples, tmp_path_factory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("images")
+    astro = cv2.imread(str(samples / "portraits/astronaut.png"))
+    hopper = cv2.imread(str(samples / "portraits/grace_hopper.jpg"))
+    paths = {
+        "blank": folder / "blank.png",
+        "two": folder / "two.png",
+        "wide": folder / "wide.png",
+        "tiny": folder / "tiny.png",
+        "gray": folder / "gray.png",
+        "rgba": folder / "rgba.png",
+        "deep": folder / "deep.png",
+        "huge": folder / "huge.png",
+        "text": folder / "notes.txt",
+        "corrupt": folder / "corrupt.mp4",
+    }
+    cv2.imwrite(str(paths["blank"]), np.full((300, 300, 3), 128, np.uint8))
+    side_by_side = np.concatenate([astro[:300, 50:350], cv2.resize(hopper, (225, 300))], 1)
+    cv2.imwrite(str(paths["two"]), side_by_side)
+    cv2.imwrite(str(paths["wide"]), np.concatenate([astro, astro[:, ::-1]], 1))
+    cv2.imwrite(str(paths["tiny"]), cv2.resize(astro, (20, 20)))
+    cv2.imwrite(str(paths["gray"]), cv2.cvtColor(astro, cv2.COLOR_BGR2GRAY))
+    cv2.imwrite(str(paths["rgba"]), cv2.cvtColor(astro, cv2.COLOR_BGR2BGRA))
+    cv2.imwrite(str(paths["deep"]), astro.astype(np.uint16) * 257)
+    cv2.imwrite(str(paths["huge"]), np.zeros((9000, 8000), np.uint8))
+    paths["text"].write_text("not a picture")
+    paths["corrupt"].write_bytes(np.random.default_rng(0).bytes(50_000))
+    return paths
+
+
+@pytest.mark.parametrize("kind", ["gray", "rgba", "deep", "wide"])
+def test_unusual_image_formats_work(images, kind, samples, tmp_path):
+    out = tmp_path / "o.png"
+    proc = run("reenact", "--source", str(images[kind]), "--driving",
+               str(samples / "stills/franck_04035.jpg"), "--out", str(out))  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("kind", "words"),
+    [
+        ("blank", ["no face found in"]),
+        ("tiny", ["too small"]),
+        ("huge", ["9000", "too large"]),
+        ("text", ["unsupported file type .txt"]),
+        ("corrupt", ["not a readable video"]),
+    ],
+)
+def test_bad_sources(images, driving, kind, words, tmp_path):
+    proc = run("reenact", "--source", str(images[kind]), "--driving", str(driving),
+               "--out", str(tmp_path / "o.mp4"))  # fmt: skip
+    assert_one_line_error(proc, *words)
+    assert not (tmp_path / "o.mp4").exists()
+
+
+def test_several_faces_pick_the_largest_and_say_so(images, samples, tmp_path):
+    out = tmp_path / "o.png"
+    args = ("reenact", "--source", str(images["two"]), "--driving",
+            str(samples / "stills/franck_04035.jpg"), "--out", str(out))  # fmt: skip
+    proc = run(*args)
+    assert proc.returncode == 0, proc.stderr
+    assert "has 2 faces; using the largest" in proc.stderr
+    assert_one_line_error(
+        run(*args, "--face-index", "3", "--overwrite"), "2 face(s)", "out of range"
+    )
+    proc = run(*args, "--face-index", "1", "--overwrite")
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_driving_video_without_a_face(images, samples, tmp_path):
+    video = write_video(tmp_path / "blank.mp4", [np.full((240, 320, 3), 90, np.uint8)] * 5)
+    out = tmp_path / "o.mp4"
+    proc = run("reenact", "--source", str(samples / "portraits/astronaut.png"), "--driving",
+               str(video), "--out", str(out))  # fmt: skip
+    assert_one_line_error(proc, "no face found in the driving video")
+    assert not out.exists() and not list(tmp_path.glob(".o.mp4*"))
+
+
+def test_truncated_driving_video(driving, samples, tmp_path):
+    data = driving.read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: len(data) // 2])
+    proc = run("reenact", "--source", str(samples / "portraits/astronaut.png"), "--driving",
+               str(cut), "--out", str(tmp_path / "o.mp4"))  # fmt: skip
+    assert_one_line_error(proc)
+    assert "readable video" in proc.stderr or "truncated" in proc.stderr
+
+
+def test_existing_output_is_kept_without_overwrite(samples, driving, tmp_path):
+    out = tmp_path / "mine.mp4"
+    out.write_bytes(b"precious")
+    proc = run("reenact", "--source", str(samples / "portraits/astronaut.png"), "--driving",
+               str(driving), "--out", str(out))  # fmt: skip
+    assert_one_line_error(proc, "exists", "--overwrite")
+    assert out.read_bytes() == b"precious"
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--gaze", "sideways"], ["--gaze"]),
+        (["--gaze", "80,0"], ["beyond"]),
+        (["--yaw", "200"], ["out of range"]),
+        (["--smooth", "-1"], [">= 0"]),
+        (["--out", "x.gif"], ["must be one of"]),
+    ],
+)
+def test_bad_options(samples, driving, tmp_path, args, words):
+    base = ["reenact", "--source", str(samples / "portraits/astronaut.png"), "--driving",
+            str(driving), "--out", str(tmp_path / "o.mp4")]  # fmt: skip
+    if "--out" in args:
+        base = base[:-2]
+    assert_one_line_error(run(*base, *args), *words)
+
+
+def test_gaze_needs_angles_or_a_path(samples, tmp_path):
+    proc = run("gaze", str(samples / "stills/franck_04000.jpg"), "--out", str(tmp_path / "g.png"))
+    assert_one_line_error(proc, "--pitch")
