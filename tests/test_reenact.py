@@ -123,6 +123,10 @@ def test_freeview_grid_and_video(samples, tmp_path):
                "--yaws=-20,0,20", "--pitches", "0,10")  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert read_image(grid).shape == (512, 768, 3)
+    turn = tmp_path / "turn.mp4"
+    proc = run("freeview", str(samples / "portraits/astronaut.png"), "--out", str(turn))
+    assert proc.returncode == 0, proc.stderr
+    assert video_info(turn) == (100, (256, 256))
 
 
 def test_python_api_on_images(reenactor, samples, franck):
@@ -135,6 +139,10 @@ def test_python_api_on_images(reenactor, samples, franck):
     assert view.shape == np.asarray(portrait).shape
     frames = reenactor.reenact(portrait, iter(franck[:3]), gaze="camera", paste_back="source")
     assert len(list(frames)) == 3
+    edited = list(reenactor.reenact(franck[0], franck[:2], paste_back="driver"))
+    assert edited[0].shape == franck[0].shape
+    corner = (slice(0, 20), slice(0, 20))  # far from the face: the driving frame's own pixels
+    assert np.array_equal(edited[1][corner], franck[1][corner])
 
 
 def test_a_face_that_leaves_the_frame_holds_the_last_pose(reenactor, samples, franck, caplog):
