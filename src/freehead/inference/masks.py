@@ -32,7 +32,13 @@ def eye_mask(keypoints: np.ndarray, size: int, grow: float = 0.35, feather: floa
     return mask.astype(np.float32)
 
 
-def face_mask(keypoints: list[np.ndarray], size: int, grow: float = 0.12, feather: float = 0.1):
+def face_mask(
+    keypoints: list[np.ndarray],
+    size: int,
+    grow: float = 0.12,
+    feather: float = 0.1,
+    raise_brows: float = 1 / 3,
+):
     """Soft ``(size, size)`` float32 mask over the face(s) of a crop, for pasting a
     rendered face into a frame while the hair, neck and background stay the frame's own.
 
@@ -50,7 +56,7 @@ def face_mask(keypoints: list[np.ndarray], size: int, grow: float = 0.12, feathe
         px = (np.asarray(kp, np.float64)[:, :2] + 1) * size / 2 - 0.5
         face_h = float(np.ptp(px[:, 1]))
         extent = max(extent, face_h, float(np.ptp(px[:, 0])))
-        brows = px[17:27] - [0.0, face_h / 3]
+        brows = px[17:27] - [0.0, face_h * raise_brows]
         hull = cv2.convexHull(np.concatenate([px, brows]).astype(np.float32))
         cv2.fillConvexPoly(hard, np.round(hull).astype(np.int32), 1)
     grow_px = max(1, round(grow * extent))
