@@ -57,7 +57,7 @@ def follow_figures(outputs: list[np.ndarray], drivers: list[np.ndarray], portrai
     Head: the change of (yaw, pitch, roll) since the first frame, output vs driver
     (mean absolute difference, degrees), beside the driver's own mean change (what copying
     the portrait would score). Gaze: the angle between output and driver gaze, both
-    relative to the head. Identity: dlib distance of each output to the portrait.
+    relative to the head, beside the same for the portrait's own gaze. Identity: dlib distance of each output to the portrait.
     """
     from freehead.evaluation import metrics as M
     from freehead.perception.tracker import FaceTracker
@@ -65,17 +65,21 @@ def follow_figures(outputs: list[np.ndarray], drivers: list[np.ndarray], portrai
     with FaceTracker(video=False) as tracker:
         out_m = M.measure_faces(outputs, tracker)
         drv_m = M.measure_faces(drivers, tracker)
+        (portrait_m,) = M.measure_faces([portrait], tracker)
     pairs = [(o, d) for o, d in zip(out_m, drv_m, strict=True) if o is not None and d is not None]
     if len(pairs) < 2:
         raise FreeheadError("the demo's output has too few frames with a face to measure")
     o0, d0 = pairs[0]
-    head_err, head_motion, gaze_err = [], [], []
+    head_err, head_motion, gaze_err, gaze_still = [], [], [], []
     for o, d in pairs[1:]:
         delta_o, delta_d = o.head_angles - o0.head_angles, d.head_angles - d0.head_angles
         head_err.append(M.pose_error_deg(delta_o, delta_d))
         head_motion.append(float(np.abs(delta_d).mean()))
         if o.eyes_open and d.eyes_open:
             gaze_err.append(M.angle_between_deg(_head_frame_gaze(o), _head_frame_gaze(d)))
+            if portrait_m is not None:
+                still = M.angle_between_deg(_head_frame_gaze(portrait_m), _head_frame_gaze(d))
+                gaze_still.append(still)
     identity = M.IdentityEncoder()
     ref = identity.descriptor(portrait)
     dists = []
@@ -88,6 +92,9 @@ def follow_figures(outputs: list[np.ndarray], drivers: list[np.ndarray], portrai
         "head_motion_error_deg": round(float(np.mean(head_err)), 2),
         "driver_head_motion_deg": round(float(np.mean(head_motion)), 2),
         "gaze_in_head_error_deg": round(float(np.mean(gaze_err)), 2) if gaze_err else None,
+        "portrait_gaze_in_head_error_deg": round(float(np.mean(gaze_still)), 2)
+        if gaze_still
+        else None,
         "identity_distance_to_portrait": round(float(np.mean(dists)), 3) if dists else None,
     }
 
@@ -161,7 +168,8 @@ def run_demo(out: str | Path, samples: str | Path = "data/samples", frames: int 
             f"{summary['ms_per_frame']} ms per frame",
             f"  head motion followed within {summary['head_motion_error_deg']}° "
             f"(the driver moves {summary['driver_head_motion_deg']}° on average)",
-            f"  gaze (relative to the head) within {gaze}° of the driver's"
+            f"  gaze (relative to the head) within {gaze}° of the driver's "
+            f"(the portrait's own: {summary['portrait_gaze_in_head_error_deg']}°)"
             if gaze is not None
             else "  gaze: eyes closed in the measured frames",
             f"  identity distance to the portrait {ident} (dlib; < 0.6 reads as the same person)"

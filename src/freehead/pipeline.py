@@ -145,6 +145,16 @@ class Source:
         return self.readings[0].motion
 
 
+@dataclass(frozen=True)
+class _Driver:
+    """The last driving frame with a face: its smoothed motion vector
+    (:meth:`FaceMotion.to_vector`), crop box ``(3,)`` and keypoints ``(K, 3)``."""
+
+    vector: np.ndarray
+    box: np.ndarray
+    keypoints: np.ndarray
+
+
 class Reenactor:
     """E_can + E_gaze + G and every inference mode. Build with :meth:`from_pretrained`."""
 
@@ -225,11 +235,15 @@ class Reenactor:
         return Source(frames, readings, canonical, features, len(readings))
 
     # ------------------------------------------------------------------ rendering
-    def render(self, source: Source, motion: FaceMotion) -> np.ndarray:
-        """G's ``(S, S, 3)`` crop of the source with a pose, expression and gaze."""
+    def render(
+        self, source: Source, motion: FaceMotion, keypoints: np.ndarray | None = None
+    ) -> np.ndarray:
+        """G's ``(S, S, 3)`` crop of the source with a pose, expression and gaze
+        (``keypoints``: the motion's keypoints ``(K, 3)`` when already computed)."""
         from freehead.models.backbone import to_image, to_network_input
 
-        keypoints = motion.keypoints(source.canonical)
+        if keypoints is None:
+            keypoints = motion.keypoints(source.canonical)
         sketch = draw_sketch(keypoints, motion.gaze_angles, self.size)
         with torch.inference_mode():
             out = self.g.render_frame(source.features, to_network_input(sketch), source.m)
@@ -266,7 +280,7 @@ class Reenactor:
         smoother = OneEuroFilter(fps, SmoothingConfig(strength=options.smoothing))
         k = source.canonical.shape[0]
         first: FaceMotion | None = None
-        held: tuple | None = None  # smoothed driver vector, box, keypoints
+        held: _Driver | None = None
         missing = 0
         with self._reader(True, options.driver_face_index, fps, options.smoothing, name) as reader:
             for i, frame in enumerate(frames):
@@ -282,11 +296,12 @@ class Reenactor:
                     missing = 0
                     if first is None:
                         first = reading.motion
-                    held = (smoother(reading.motion.to_vector()), reading.box, reading.keypoints)
+                    held = _Driver(smoother(reading.motion.to_vector()), reading.box,
+                                   reading.keypoints)  # fmt: skip
                 if held is None:
                     motion = source.motion
                 else:
-                    driver = FaceMotion.from_vector(held[0], k)
+                    driver = FaceMotion.from_vector(held.vector, k)
                     motion = (relative_motion(source.motion, driver, first)  # type: ignore[arg-type]
                               if options.relative else driver)  # fmt: skip
                 yield self._finish(source, motion, options, i, frame, held)
@@ -294,22 +309,22 @@ class Reenactor:
             raise FreeheadError(f"no face found in {name}")
 
     def _finish(self, source: Source, motion: FaceMotion, options: ReenactOptions, i: int,
-                frame: np.ndarray, held) -> np.ndarray:  # fmt: skip
+                frame: np.ndarray, held: _Driver | None) -> np.ndarray:  # fmt: skip
         motion = motion.with_angles(options.yaw, options.pitch, options.roll)
         assert isinstance(options.gaze, GazeControl)
         target = options.gaze.target(i)
         if target is not None:
             motion = motion.with_camera_gaze(target)
         keypoints = motion.keypoints(source.canonical)
-        crop = self.render(source, motion)
+        crop = self.render(source, motion, keypoints)
         if options.paste_back == "source":
             mask = face_mask([source.readings[0].keypoints, keypoints], self.size)
             return paste_back(source.images[0], crop, source.readings[0].box, mask)
         if options.paste_back == "driver":
             if held is None:
                 return frame.copy()
-            mask = face_mask([held[2], keypoints], self.size)
-            return paste_back(frame, crop, held[1], mask)
+            mask = face_mask([held.keypoints, keypoints], self.size)
+            return paste_back(frame, crop, held.box, mask)
         return crop
 
     # ------------------------------------------------------------------ gaze
