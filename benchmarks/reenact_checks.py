@@ -44,10 +44,13 @@ def _driving(start: int, count: int):
             yield frame
 
 
+RUNTIME = "torch"
+
+
 def _reenactor():
     from freehead import Reenactor
 
-    return Reenactor.from_pretrained()
+    return Reenactor.from_pretrained(runtime=RUNTIME)
 
 
 def _portrait() -> np.ndarray:
@@ -75,6 +78,7 @@ def latency(frames: int, warmup: int = 20) -> dict[str, object]:
         "median_ms": round(float(np.median(times)) * 1000, 1),
         "p90_ms": round(float(np.percentile(times, 90)) * 1000, 1),
         "output": "512x512 (pasted back)",
+        "runtime": RUNTIME,
     }
 
 
@@ -244,8 +248,11 @@ def main() -> None:
     )
     parser.add_argument("arg", nargs="?", default=None)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--runtime", choices=["torch", "onnx"], default="torch")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    global RUNTIME
+    RUNTIME = args.runtime
     if args.check == "latency":
         result = latency(int(args.arg or 200))
     elif args.check == "memory":

@@ -156,9 +156,35 @@ def _add_model_args(p: argparse.ArgumentParser, face_help: str) -> None:
     p.add_argument("--models", default=None, metavar="DIR",
                    help="a folder with the three model files (default: the shipped models)")  # fmt: skip
     p.add_argument("--generator", default=None, metavar="FILE", help="G's model file")
+    _add_runtime_args(p)
     p.add_argument("--face-index", type=int, default=0, metavar="N", help=face_help)
     p.add_argument("--threads", type=int, default=2, help="torch threads (default: 2)")
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+
+
+def _add_runtime_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--runtime", choices=["torch", "onnx"], default="torch",
+                   help="run the networks on PyTorch (default) or ONNX Runtime")  # fmt: skip
+    p.add_argument("--onnx-dir", default=None, metavar="DIR",
+                   help="graphs from freehead export-onnx (default: exported once into "
+                   "~/.cache/freehead)")  # fmt: skip
+
+
+def _add_export_onnx(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "export-onnx",
+        help="export E_can, E_gaze and G to ONNX and check them against PyTorch",
+        description="Writes four graphs with a dynamic batch (E_can, E_gaze, G's per-source "
+        "and per-frame parts) and manifest.json, then runs both runtimes on held-out sample "
+        "frames and reports the largest difference.",
+    )
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--models", default=None, metavar="DIR", help="model folder (default: shipped)")
+    p.add_argument("--generator", default=None, metavar="FILE", help="G's model file")
+    p.add_argument("--samples", default="data/samples", help="sample data (for the check)")
+    p.add_argument("--threads", type=int, default=2, help="threads (default: 2)")
+    p.add_argument("--overwrite", action="store_true", help="replace an earlier export in --out")
+    p.set_defaults(func=_cmd_export_onnx)
 
 
 def _add_range_args(p: argparse.ArgumentParser) -> None:
@@ -269,6 +295,7 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--frames", type=int, default=150, help="driving frames (default: 150)")
     p.add_argument("--threads", type=int, default=2, help="torch threads (default: 2)")
     p.add_argument("--overwrite", action="store_true", help="replace earlier demo outputs")
+    _add_runtime_args(p)
     p.set_defaults(func=_cmd_demo)
 
 
@@ -294,6 +321,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_eye_contact(sub)
     _add_freeview(sub)
     _add_demo(sub)
+    _add_export_onnx(sub)
     return parser
 
 
@@ -476,7 +504,10 @@ def _reenactor(args: argparse.Namespace):
     if args.face_index < 0:
         raise FreeheadError("--face-index must be >= 0")
     torch.set_num_threads(args.threads)
-    return Reenactor.from_pretrained(args.models, generator=args.generator)
+    if args.onnx_dir is not None and args.runtime != "onnx":
+        raise FreeheadError("--onnx-dir is for --runtime onnx")
+    return Reenactor.from_pretrained(args.models, generator=args.generator, runtime=args.runtime,
+                                     onnx_dir=args.onnx_dir, threads=args.threads)  # fmt: skip
 
 
 def _report(result: dict[str, object]) -> int:
@@ -557,8 +588,46 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         frames=args.frames,
         overwrite=args.overwrite,
         progress=sys.stderr.isatty(),
+        runtime=args.runtime,
+        onnx_dir=args.onnx_dir,
     )
     print(summary)
+    return 0
+
+
+def _cmd_export_onnx(args: argparse.Namespace) -> int:
+    import json
+
+    import torch
+
+    from freehead.data.samples import fetch_samples
+    from freehead.export import check_graphs, export_models, write_check
+    from freehead.media import read_image
+    from freehead.pipeline import MODEL_FILES, SHIPPED_DIR, Reenactor
+
+    out = Path(args.out)
+    if (out / "manifest.json").exists() and not args.overwrite:
+        raise FreeheadError(f"{out} already holds an export; pass --overwrite to replace it")
+    torch.set_num_threads(args.threads)
+    folder = Path(args.models) if args.models else SHIPPED_DIR
+    files = {part: folder / name for part, name in MODEL_FILES.items()}
+    if args.generator:
+        files["generator"] = Path(args.generator)
+    reenactor = Reenactor.from_pretrained(args.models, generator=args.generator)
+    manifest = export_models(reenactor, out, files)
+    onnx = Reenactor.from_pretrained(args.models, generator=args.generator, runtime="onnx",
+                                     onnx_dir=out, threads=args.threads)  # fmt: skip
+    samples = Path(args.samples)
+    stills = sorted((samples / "stills").glob("franck_04*.jpg")) if samples.is_dir() else []
+    if not stills:
+        fetch_samples(samples)
+        stills = sorted((samples / "stills").glob("franck_04*.jpg"))
+    frames = [read_image(p) for p in stills]
+    frames += [read_image(samples / "portraits" / n) for n in ("astronaut.png", "grace_hopper.jpg")]
+    diffs = check_graphs(reenactor, onnx, frames)
+    write_check(out, diffs, len(frames))
+    print(f"exported {', '.join(manifest['graphs'])} to {out} (opset {manifest['opset']})")
+    print("largest difference from PyTorch on held-out frames:", json.dumps(diffs))
     return 0
 
 

@@ -49,6 +49,7 @@ MIN_SIDE = 32
 """Images with a side shorter than this are refused: no face can be read in them."""
 
 PASTE_BACK = (None, "source", "driver")
+RUNTIMES = ("torch", "onnx")
 
 
 def as_rgb8(image, name: str = "image") -> np.ndarray:
@@ -163,6 +164,7 @@ class Reenactor:
         self.e_gaze = gaze.eval()
         self.g = generator.eval()
         self.size = int(self.g.config.image_size)
+        self.runtime = "torch"
 
     @classmethod
     def from_pretrained(
@@ -172,13 +174,22 @@ class Reenactor:
         keypoints: str | Path | None = None,
         gaze: str | Path | None = None,
         generator: str | Path | None = None,
+        runtime: str = "torch",
+        onnx_dir: str | Path | None = None,
+        threads: int | None = None,
     ) -> Reenactor:
         """Load the three networks. ``path``: a folder holding ``keypoint_estimator``,
         ``gaze_estimator`` and ``generator.safetensors`` (None = the shipped models);
-        ``keypoints``/``gaze``/``generator`` override one file each."""
+        ``keypoints``/``gaze``/``generator`` override one file each.
+
+        ``runtime="onnx"`` runs them on ONNX Runtime: from ``onnx_dir`` (made by
+        ``freehead export-onnx``) or, when None, from graphs exported once into a cache.
+        ``threads``: the ONNX Runtime threads (default: torch's)."""
         from freehead.models import GazeEstimator, KeypointEstimator
         from freehead.models.generator import Generator
 
+        if runtime not in RUNTIMES:
+            raise FreeheadError(f"runtime must be one of {', '.join(RUNTIMES)}, not {runtime!r}")
         folder = SHIPPED_DIR if path is None else Path(path)
         if not folder.is_dir():
             raise FreeheadError(f"{folder} is not a model folder")
@@ -186,11 +197,20 @@ class Reenactor:
         def pick(part: str, override: str | Path | None) -> Path:
             return Path(override) if override is not None else folder / MODEL_FILES[part]
 
-        return cls(
-            KeypointEstimator.from_pretrained(pick("keypoints", keypoints)),
-            GazeEstimator.from_pretrained(pick("gaze", gaze)),
-            Generator.from_pretrained(pick("generator", generator)),
+        files = {"keypoints": pick("keypoints", keypoints), "gaze": pick("gaze", gaze),
+                 "generator": pick("generator", generator)}  # fmt: skip
+        reenactor = cls(
+            KeypointEstimator.from_pretrained(files["keypoints"]),
+            GazeEstimator.from_pretrained(files["gaze"]),
+            Generator.from_pretrained(files["generator"]),
         )
+        if runtime == "onnx":
+            from freehead.onnx_runtime import open_onnx_models
+
+            n = threads or torch.get_num_threads()
+            reenactor = cls(*open_onnx_models(reenactor, files, onnx_dir, n))
+        reenactor.runtime = runtime
+        return reenactor
 
     # ------------------------------------------------------------------ sources
     def _reader(self, video: bool, face_index: int = 0, fps: float = 25.0,

@@ -61,9 +61,13 @@ def identity_grid(b: int, h: int, w: int, device, dtype) -> Tensor:
 
 def resize(x: Tensor, size: int) -> Tensor:
     """Bilinear resize to ``size`` x ``size`` (area averaging when shrinking)."""
-    if x.shape[-1] == size:
+    size = int(size)  # a traced shape is a tensor; sizes are fixed in an exported graph
+    if int(x.shape[-1]) == size:
         return x
-    if x.shape[-1] > size:
+    side = int(x.shape[-1])
+    if side > size:
+        if side % size == 0:  # the usual case (S -> S/2, S/4, S/8); exports to ONNX
+            return F.avg_pool2d(x, side // size)
         return F.adaptive_avg_pool2d(x, size)
     return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
 

@@ -136,21 +136,33 @@ def paste_back(
     """Blend ``crop`` ``(S, S, C)`` back into a copy of ``frame`` ``(H, W, C)`` at ``box``.
 
     ``mask`` ``(S, S)`` in [0, 1] weights the crop (default: :func:`feather_mask`, so no
-    seam shows). Inverse of :func:`crop_image` up to resampling.
+    seam shows). Inverse of :func:`crop_image` up to resampling. Only the part of the frame
+    under the box is resampled and blended; the rest is copied as it is.
     """
     size = crop.shape[0]
     h, w = frame.shape[:2]
     if mask is None:
         mask = feather_mask(size)
-    m = _crop_matrix(np.asarray(box, np.float64), size)
-    warped = cv2.warpAffine(crop, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+    box = np.asarray(box, np.float64)
+    # the frame region the box covers, with a margin for the interpolation's reach
+    half = box[2] / 2 + np.ceil(box[2] / size) + 1
+    x0, y0 = max(0, int(np.floor(box[0] - half))), max(0, int(np.floor(box[1] - half)))
+    x1, y1 = min(w, int(np.ceil(box[0] + half)) + 1), min(h, int(np.ceil(box[1] + half)) + 1)
+    out = frame.copy()
+    if x1 <= x0 or y1 <= y0:
+        return out
+    m = _crop_matrix(np.array([box[0] - x0, box[1] - y0, box[2]]), size)
+    roi = (x1 - x0, y1 - y0)
+    warped = cv2.warpAffine(crop, m, roi, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
     alpha = cv2.warpAffine(
-        mask.astype(np.float32), m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT
+        mask.astype(np.float32), m, roi, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT
     )
     if frame.ndim == 3:
         alpha = alpha[..., None]
-    out = frame.astype(np.float32) * (1 - alpha) + warped.astype(np.float32) * alpha
+    region = frame[y0:y1, x0:x1].astype(np.float32)
+    blended = region * (1 - alpha) + warped.astype(np.float32) * alpha
     if np.issubdtype(frame.dtype, np.integer):
         info = np.iinfo(frame.dtype)
-        out = np.clip(np.rint(out), info.min, info.max)
-    return out.astype(frame.dtype)
+        blended = np.clip(np.rint(blended), info.min, info.max)
+    out[y0:y1, x0:x1] = blended.astype(frame.dtype)
+    return out

@@ -1,0 +1,196 @@
+"""ONNX export of the three networks, and the check of the graphs against PyTorch.
+
+Four graphs, each with a dynamic batch:
+
+* ``keypoint_estimator.onnx``: crops at E_can's input size ``(B, 3, 128, 128)`` -> p, R,
+  t, s, d;
+* ``gaze_estimator.onnx``: face crops ``(B, 3, S, S)`` and keypoints ``(B, 68, 3)`` -> eye
+  meshes and per-eye gaze (the eye patches are cut inside the graph);
+* ``generator_source.onnx``: G's per-source part, (image, sketch) ``(N, 3, S, S)`` -> the
+  features at S/2, S/4, S/8;
+* ``generator_frame_m1.onnx``: G's per-frame part for one source per target: (warped-from
+  image, the three feature maps, the target sketch) -> the output ``(B, 3, S, S)``. N-shot
+  with M sources uses ``generator_frame_mM.onnx``, exported when first needed.
+
+``manifest.json`` records the graphs, the opset, the model files they came from (with
+their SHA-256) and, after :func:`check_graphs`, the largest difference from PyTorch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from freehead.errors import FreeheadError
+from freehead.io_utils import atomic_path, atomic_write_json
+
+log = logging.getLogger(__name__)
+
+OPSET = 20
+"""20 for AffineGrid (E_gaze cuts its eye patches inside the graph)."""
+KEYPOINTS, GAZE, SOURCE = "keypoint_estimator.onnx", "gaze_estimator.onnx", "generator_source.onnx"
+
+
+def frame_graph_name(m: int) -> str:
+    return f"generator_frame_m{m}.onnx"
+
+
+class KeypointGraph(nn.Module):
+    def __init__(self, e_can):
+        super().__init__()
+        self.e_can = e_can
+
+    def forward(self, images: Tensor):
+        p = self.e_can(images)
+        return p.keypoints, p.rotation, p.translation, p.scale, p.deformation
+
+
+class GazeGraph(nn.Module):
+    def __init__(self, e_gaze):
+        super().__init__()
+        self.e_gaze = e_gaze
+
+    def forward(self, images: Tensor, keypoints: Tensor):
+        p = self.e_gaze.predict(images, keypoints)
+        return p.meshes, p.eye_gaze
+
+
+class SourceGraph(nn.Module):
+    def __init__(self, g):
+        super().__init__()
+        self.g = g
+
+    def forward(self, image: Tensor, sketch: Tensor):
+        return tuple(self.g.flow.encode_source(image, sketch).features)
+
+
+class FrameGraph(nn.Module):
+    def __init__(self, g, m: int):
+        super().__init__()
+        self.g, self.m = g, m
+
+    def forward(self, image: Tensor, h1: Tensor, h2: Tensor, h3: Tensor, target_sketch: Tensor):
+        from freehead.models.generator import SourceFeatures
+
+        return self.g.render_frame(SourceFeatures(image, [h1, h2, h3]), target_sketch, self.m).image
+
+
+def _export(module: nn.Module, args: tuple, path: Path, inputs: list[str], outputs: list[str],
+            batch_axes: dict[str, str]) -> None:  # fmt: skip
+    """Trace ``module`` on ``args`` and write the graph atomically."""
+    module.eval()
+    with atomic_path(path, suffix=".onnx") as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer notes about fixed image sizes
+        torch.onnx.export(
+            module, args, str(tmp), input_names=inputs, output_names=outputs,
+            dynamic_axes={name: {0: axis} for name, axis in batch_axes.items()},
+            opset_version=OPSET, dynamo=False,
+        )  # fmt: skip
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def export_frame_graph(g, m: int, out: Path) -> Path:
+    """G's per-frame graph for ``m`` sources per target."""
+    s = g.config.image_size
+    x = torch.zeros(m, 3, s, s)
+    with torch.no_grad():
+        feats = g.flow.encode_source(x, x).features
+    path = out / frame_graph_name(m)
+    names = ["image", "h1", "h2", "h3", "target_sketch"]
+    _export(FrameGraph(g, m), (x, *feats, torch.zeros(1, 3, s, s)), path, names, ["output"],
+            {n: "n" for n in names[:4]} | {"target_sketch": "b", "output": "b"})  # fmt: skip
+    return path
+
+
+def export_models(reenactor, out: str | Path, model_files: dict[str, Path] | None = None) -> dict:
+    """Export a :class:`~freehead.pipeline.Reenactor`'s networks into ``out``; returns the
+    manifest (also written as ``out/manifest.json``)."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    s, k = reenactor.size, reenactor.e_can.config.input_size
+    crops = torch.zeros(1, 3, k, k)
+    _export(KeypointGraph(reenactor.e_can), (crops,), out / KEYPOINTS, ["images"],
+            ["keypoints", "rotation", "translation", "scale", "deformation"],
+            {n: "b" for n in ("images", "keypoints", "rotation", "translation", "scale",
+                              "deformation")})  # fmt: skip
+    with torch.no_grad():
+        kp = reenactor.e_can(crops).keypoints
+    _export(GazeGraph(reenactor.e_gaze), (torch.zeros(1, 3, s, s), kp), out / GAZE,
+            ["images", "keypoints"], ["meshes", "eye_gaze"],
+            {n: "b" for n in ("images", "keypoints", "meshes", "eye_gaze")})  # fmt: skip
+    x = torch.zeros(1, 3, s, s)
+    _export(SourceGraph(reenactor.g), (x, x), out / SOURCE, ["image", "sketch"],
+            ["h1", "h2", "h3"], {n: "n" for n in ("image", "sketch", "h1", "h2", "h3")})  # fmt: skip
+    export_frame_graph(reenactor.g, 1, out)
+    manifest = {
+        "opset": OPSET,
+        "image_size": s,
+        "graphs": [KEYPOINTS, GAZE, SOURCE, frame_graph_name(1)],
+        "models": {
+            part: {"file": str(p), "sha256": _sha256(p)} for part, p in (model_files or {}).items()
+        },
+        "torch": torch.__version__,
+    }
+    atomic_write_json(out / "manifest.json", manifest)
+    return manifest
+
+
+def check_graphs(reenactor, onnx_reenactor, frames: list[np.ndarray]) -> dict[str, float]:
+    """Run both runtimes over real frames (each its own source and target) and return the
+    largest absolute difference of each graph's outputs; images are in [-1, 1]."""
+    from freehead.inference.faces import FaceReader
+    from freehead.models.backbone import to_network_input
+    from freehead.sketch import draw_sketch
+
+    diffs = {"keypoint_estimator": 0.0, "gaze_estimator": 0.0, "generator_source": 0.0,
+             "generator_frame": 0.0}  # fmt: skip
+    with FaceReader(reenactor.e_can, reenactor.e_gaze, reenactor.size, video=False) as reader:
+        readings = [r for r in (reader(f) for f in frames) if r is not None]
+    if not readings:
+        raise FreeheadError("no face in the frames to check the ONNX graphs on")
+    with torch.inference_mode():
+        for a, b in zip(readings, [*readings[1:], readings[0]], strict=True):
+            x = reenactor.e_can.prepare(a.crop)
+            pt, ox = reenactor.e_can(x), onnx_reenactor.e_can(x)
+            for name in ("keypoints", "rotation", "translation", "scale", "deformation"):
+                d = (getattr(pt, name) - getattr(ox, name)).abs().max()
+                diffs["keypoint_estimator"] = max(diffs["keypoint_estimator"], float(d))
+            image = to_network_input(a.crop)
+            gp = reenactor.e_gaze.predict(image, pt.keypoints)
+            go = onnx_reenactor.e_gaze.predict(image, pt.keypoints)
+            d = max(float((gp.meshes - go.meshes).abs().max()),
+                    float((gp.eye_gaze - go.eye_gaze).abs().max()))  # fmt: skip
+            diffs["gaze_estimator"] = max(diffs["gaze_estimator"], d)
+            sketch = to_network_input(
+                draw_sketch(a.keypoints, a.motion.gaze_angles, reenactor.size)
+            )
+            target = to_network_input(
+                draw_sketch(b.keypoints, b.motion.gaze_angles, reenactor.size)
+            )
+            fp = reenactor.g.encode_sources(image[None], sketch[None])
+            fo = onnx_reenactor.g.encode_sources(image[None], sketch[None])
+            d = max(
+                float((u - v).abs().max()) for u, v in zip(fp.features, fo.features, strict=True)
+            )
+            diffs["generator_source"] = max(diffs["generator_source"], d)
+            op = reenactor.g.render_frame(fp, target, 1).image
+            oo = onnx_reenactor.g.render_frame(fp, target, 1).image
+            diffs["generator_frame"] = max(diffs["generator_frame"], float((op - oo).abs().max()))
+    return diffs
+
+
+def write_check(out: Path, diffs: dict[str, float], frames: int) -> None:
+    """Add the check's figures to ``out/manifest.json``."""
+    manifest = json.loads((out / "manifest.json").read_text())
+    manifest["check"] = {"frames": frames, "max_abs_difference": diffs}
+    atomic_write_json(out / "manifest.json", manifest)

@@ -1,0 +1,181 @@
+"""The three networks on ONNX Runtime (CPU), behind the same calls as the PyTorch modules,
+so the :class:`~freehead.pipeline.Reenactor` runs on either.
+
+Graphs come from :mod:`freehead.export`. ``open_onnx_models`` finds them in a folder, or
+exports them once into a cache keyed by the model files' contents
+(``$FREEHEAD_CACHE``, default ``~/.cache/freehead``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from freehead.errors import FreeheadError
+
+log = logging.getLogger(__name__)
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("FREEHEAD_CACHE") or Path.home() / ".cache" / "freehead")
+
+
+def _session(path: Path, threads: int):
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise FreeheadError("--runtime onnx needs onnxruntime (pip install onnxruntime)") from None
+    if not path.is_file():
+        raise FreeheadError(f"{path} is missing; run: freehead export-onnx --out {path.parent}")
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3
+    # no busy-waiting: four sessions, torch and mediapipe share a few cores
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    try:
+        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as e:  # onnxruntime raises its own types for bad files
+        raise FreeheadError(f"{path} is not a loadable ONNX graph ({type(e).__name__})") from e
+
+
+def _np(x: Tensor) -> np.ndarray:
+    return np.ascontiguousarray(x.detach().cpu().numpy(), dtype=np.float32)
+
+
+class OnnxKeypointEstimator:
+    """E_can on ONNX Runtime: ``prepare`` and ``__call__`` as :class:`KeypointEstimator`."""
+
+    def __init__(self, path: Path, config, threads: int):
+        self.config = config
+        self.session = _session(path, threads)
+
+    def eval(self) -> OnnxKeypointEstimator:
+        return self
+
+    def prepare(self, crops: np.ndarray) -> Tensor:
+        from freehead.models.keypoints import prepare_crops
+
+        return prepare_crops(crops, self.config.input_size)
+
+    def __call__(self, images: Tensor):
+        from freehead.models.keypoints import KeypointPrediction
+
+        out = self.session.run(None, {"images": _np(images)})
+        return KeypointPrediction(*(torch.from_numpy(o) for o in out))
+
+
+class OnnxGazeEstimator:
+    """E_gaze on ONNX Runtime: ``predict`` as :class:`GazeEstimator`."""
+
+    def __init__(self, path: Path, config, threads: int):
+        self.config = config
+        self.session = _session(path, threads)
+
+    def eval(self) -> OnnxGazeEstimator:
+        return self
+
+    def predict(self, images: Tensor, keypoints: Tensor):
+        from freehead.models.gaze import GazePrediction
+
+        meshes, gaze = self.session.run(None, {"images": _np(images), "keypoints": _np(keypoints)})
+        return GazePrediction(meshes=torch.from_numpy(meshes), eye_gaze=torch.from_numpy(gaze))
+
+
+class OnnxGenerator:
+    """G on ONNX Runtime: ``encode_sources`` and ``render_frame`` as :class:`Generator`.
+    The per-frame graph for M sources is exported by ``export_frame`` when first needed."""
+
+    def __init__(self, folder: Path, config, threads: int,
+                 export_frame: Callable[[int], Path] | None = None):  # fmt: skip
+        from freehead.export import SOURCE
+
+        self.config = config
+        self.folder = folder
+        self.threads = threads
+        self.source = _session(folder / SOURCE, threads)
+        self._frames: dict[int, object] = {}
+        self._export_frame = export_frame
+
+    def eval(self) -> OnnxGenerator:
+        return self
+
+    def _frame_session(self, m: int):
+        from freehead.export import frame_graph_name
+
+        if m not in self._frames:
+            path = self.folder / frame_graph_name(m)
+            if not path.is_file() and self._export_frame is not None:
+                log.info("exporting G's per-frame graph for %d sources", m)
+                self._export_frame(m)
+            self._frames[m] = _session(path, self.threads)
+        return self._frames[m]
+
+    def encode_sources(self, images: Tensor, sketches: Tensor):
+        from freehead.models.generator import SourceFeatures
+
+        image = images.flatten(0, 1)
+        feats = self.source.run(None, {"image": _np(image), "sketch": _np(sketches.flatten(0, 1))})
+        return SourceFeatures(image=image, features=[torch.from_numpy(f) for f in feats])
+
+    def render_frame(self, sources, target_sketch: Tensor, m: int):
+        from freehead.models.generator import GeneratorOutput
+
+        h1, h2, h3 = (_np(f) for f in sources.features)
+        (out,) = self._frame_session(m).run(None, {
+            "image": _np(sources.image), "h1": h1, "h2": h2, "h3": h3,
+            "target_sketch": _np(target_sketch),
+        })  # fmt: skip
+        return GeneratorOutput(image=torch.from_numpy(out), warped=None)  # type: ignore[arg-type]
+
+
+def model_digest(files: dict[str, Path]) -> str:
+    """A short digest of the model files (and the exporter's versions)."""
+    from freehead.export import OPSET
+
+    h = hashlib.sha256(f"{torch.__version__}/{OPSET}".encode())
+    for part in sorted(files):
+        h.update(part.encode() + hashlib.sha256(Path(files[part]).read_bytes()).digest())
+    return h.hexdigest()[:16]
+
+
+def open_onnx_models(torch_reenactor, files: dict[str, Path], folder: str | Path | None,
+                     threads: int) -> tuple:  # fmt: skip
+    """ONNX Runtime versions of a Reenactor's networks, from ``folder`` (made by
+    ``freehead export-onnx``) or, when None, from the cache, exporting them there first."""
+    from freehead.export import export_frame_graph, export_models
+
+    if folder is None:
+        folder = cache_root() / "onnx" / model_digest(files)
+        if not (folder / "manifest.json").is_file():
+            log.info("exporting the models to ONNX in %s (once)", folder)
+            export_models(torch_reenactor, folder, files)
+    folder = Path(folder)
+    manifest_path = folder / "manifest.json"
+    if not manifest_path.is_file():
+        raise FreeheadError(
+            f"{folder} holds no exported models; run: freehead export-onnx --out {folder}"
+        )
+    manifest = json.loads(manifest_path.read_text())
+    if manifest.get("image_size") != torch_reenactor.size:
+        raise FreeheadError(f"{folder} was exported for {manifest.get('image_size')}² crops, "
+                            f"not {torch_reenactor.size}²")  # fmt: skip
+    from freehead.export import GAZE, KEYPOINTS
+
+    r = torch_reenactor
+    return (
+        OnnxKeypointEstimator(folder / KEYPOINTS, r.e_can.config, threads),
+        OnnxGazeEstimator(folder / GAZE, r.e_gaze.config, threads),
+        OnnxGenerator(
+            folder, r.g.config, threads, export_frame=lambda m: export_frame_graph(r.g, m, folder)
+        ),
+    )
