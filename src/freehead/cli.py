@@ -187,6 +187,39 @@ def _add_export_onnx(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_export_onnx)
 
 
+def _add_live(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "live",
+        help="reenact a live camera (or a video standing in for one) as frames come",
+        description="Frames go through a bounded queue: a camera (or --realtime) never "
+        "waits, the oldest frame is dropped when the pipeline is busy. Shows the output "
+        "with its frame rate when there is a display, logs the rate otherwise.",
+    )
+    p.add_argument("--source", required=True, nargs="+", metavar="IMG", help="portrait(s)")
+    feed = p.add_mutually_exclusive_group(required=True)
+    feed.add_argument("--camera", type=int, default=None, metavar="N", help="camera index")
+    feed.add_argument("--driving", default=None, metavar="VIDEO",
+                      help="a video standing in for the camera")  # fmt: skip
+    p.add_argument("--realtime", action="store_true",
+                   help="pace --driving at its own frame rate, as a camera would (default: "
+                   "as fast as the pipeline takes frames)")  # fmt: skip
+    p.add_argument("--gaze", default="transfer", metavar="MODE",
+                   help="transfer, camera, or PITCH,YAW in degrees")  # fmt: skip
+    p.add_argument("--absolute", dest="relative", action="store_false", default=True,
+                   help="the driver's absolute pose (default: relative)")  # fmt: skip
+    p.add_argument("--paste-back", action="store_const", const="source", default=None,
+                   help="show the portrait's whole frame")  # fmt: skip
+    p.add_argument("--smooth", type=float, default=1.0, metavar="S", help="smoothing strength")
+    p.add_argument("--virtual-camera", action="store_true",
+                   help="send the output to a virtual webcam (pyvirtualcam)")  # fmt: skip
+    p.add_argument("--no-display", action="store_true", help="do not open a window")
+    p.add_argument("--out", default=None, help="also record the output (.mp4)")
+    p.add_argument("--max-frames", type=int, default=None, metavar="N", help="stop after N outputs")
+    p.add_argument("--json", default=None, help="write fps, frames and dropped_frames here")
+    _add_model_args(p, "the source's face when there are several (0 = the largest)")
+    p.set_defaults(func=_cmd_live)
+
+
 def _add_range_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--start", type=int, default=0, metavar="FRAME",
                    help="first frame of the video to use (default: 0)")  # fmt: skip
@@ -322,6 +355,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_freeview(sub)
     _add_demo(sub)
     _add_export_onnx(sub)
+    _add_live(sub)
     return parser
 
 
@@ -628,6 +662,70 @@ def _cmd_export_onnx(args: argparse.Namespace) -> int:
     write_check(out, diffs, len(frames))
     print(f"exported {', '.join(manifest['graphs'])} to {out} (opset {manifest['opset']})")
     print("largest difference from PyTorch on held-out frames:", json.dumps(diffs))
+    return 0
+
+
+def _cmd_live(args: argparse.Namespace) -> int:
+    import time
+
+    from freehead.inference.output import VIDEO_OUTPUTS, VideoWriter, check_output
+    from freehead.io_utils import atomic_write_json
+    from freehead.live import Display, FrameFeeder, LiveStats, VirtualCamera, open_live_input
+    from freehead.media import read_image
+    from freehead.pipeline import ReenactOptions
+
+    if args.realtime and args.driving is None:
+        raise FreeheadError("--realtime paces a --driving video; a camera is real time already")
+    if args.max_frames is not None and args.max_frames < 1:
+        raise FreeheadError("--max-frames must be at least 1")
+    out = check_output(args.out, VIDEO_OUTPUTS, args.overwrite) if args.out else None
+    options = ReenactOptions(relative=args.relative, gaze=args.gaze, paste_back=args.paste_back,
+                             smoothing=args.smooth).checked()  # fmt: skip
+    reenactor = _reenactor(args)
+    source = reenactor.prepare_source([read_image(p) for p in args.source], args.face_index,
+                                      [str(p) for p in args.source])  # fmt: skip
+    read, fps, is_camera, close_input = open_live_input(args.camera, args.driving)
+    realtime = is_camera or args.realtime
+    stats = LiveStats(input_fps=fps, realtime=realtime,
+                      extra={"runtime": reenactor.runtime, "threads": args.threads})  # fmt: skip
+    feeder = FrameFeeder(read, fps, realtime, stats, paced=not is_camera)
+    display = Display() if not args.no_display else None
+    writer = VideoWriter(out, fps) if out else None
+    vcam = None
+    last_log = time.perf_counter()
+    try:
+        for frame in reenactor.stream(source, feeder, options, fps=fps):
+            stats.output()
+            if writer is not None:
+                writer.write(frame)
+            if args.virtual_camera:
+                if vcam is None:
+                    vcam = VirtualCamera(frame.shape[1], frame.shape[0], fps)
+                vcam.send(frame)
+            if display is not None and not display.show(frame, stats.fps):
+                break
+            now = time.perf_counter()
+            if now - last_log >= 2.0:
+                log.info("live: %.1f fps, %d frames, %d dropped", stats.fps, stats.frames,
+                         stats.dropped_frames)  # fmt: skip
+                last_log = now
+            if args.max_frames is not None and stats.frames >= args.max_frames:
+                break
+        if writer is not None:
+            writer.close()
+            writer = None
+    finally:
+        if writer is not None:
+            writer._abort(KeyboardInterrupt())
+        for closer in (display, vcam):
+            if closer is not None:
+                closer.close()
+        close_input()
+    summary = stats.summary()
+    if args.json:
+        atomic_write_json(Path(args.json), summary)
+    print(f"live: {summary['fps']} fps sustained, {summary['frames']} frames, "
+          f"{summary['dropped_frames']} dropped")  # fmt: skip
     return 0
 
 
