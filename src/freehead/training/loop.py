@@ -293,7 +293,12 @@ def train(
     weights and optimiser state; the step count starts at 0)."""
     dist = setup_distributed()
     try:
-        return _train(task_type, Path(data), Path(out), config_file, dist, init)
+        final = _train(task_type, Path(data), Path(out), config_file, dist, init)
+        if dist.enabled:
+            # Rank 0 writes the last files while the others are done; tearing the group
+            # down on one rank while another still uses it can abort the process.
+            torch_dist.barrier()
+        return final
     finally:
         if dist.enabled and torch_dist.is_initialized():
             torch_dist.destroy_process_group()
