@@ -220,6 +220,24 @@ def _add_live(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_live)
 
 
+def _add_serve(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "serve",
+        help="serve the web page (reenact videos, edit gaze with sliders)",
+        description="A Gradio page on this machine. It binds to 127.0.0.1 unless --host says "
+        "otherwise; requests are queued and run one at a time.",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
+    p.add_argument("--port", type=int, default=7860, help="port (default: %(default)s)")
+    p.add_argument("--samples", default="data/samples", help="sample data for the samples button")
+    p.add_argument("--max-upload-mb", type=float, default=50.0, help="upload limit (default: 50)")
+    p.add_argument("--models", default=None, metavar="DIR", help="model folder (default: shipped)")
+    p.add_argument("--generator", default=None, metavar="FILE", help="G's model file")
+    _add_runtime_args(p)
+    p.add_argument("--threads", type=int, default=2, help="threads (default: 2)")
+    p.set_defaults(func=_cmd_serve, face_index=0)
+
+
 def _add_range_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--start", type=int, default=0, metavar="FRAME",
                    help="first frame of the video to use (default: 0)")  # fmt: skip
@@ -356,6 +374,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_demo(sub)
     _add_export_onnx(sub)
     _add_live(sub)
+    _add_serve(sub)
     return parser
 
 
@@ -726,6 +745,17 @@ def _cmd_live(args: argparse.Namespace) -> int:
         atomic_write_json(Path(args.json), summary)
     print(f"live: {summary['fps']} fps sustained, {summary['frames']} frames, "
           f"{summary['dropped_frames']} dropped")  # fmt: skip
+    return 0
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from freehead.web import serve
+
+    if not (0 < args.port < 65536):
+        raise FreeheadError("--port must be between 1 and 65535")
+    if args.max_upload_mb <= 0:
+        raise FreeheadError("--max-upload-mb must be positive")
+    serve(_reenactor(args), args.host, args.port, args.samples, args.max_upload_mb)
     return 0
 
 

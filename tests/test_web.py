@@ -1,0 +1,167 @@
+"""The web page, end to end in a headless browser: Debian's chromium driven by Playwright
+against ``freehead serve`` on 127.0.0.1. Skipped, with the reason, where chromium or
+Playwright is missing (scripts/setup.sh installs chromium when it can)."""
+
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from freehead.errors import FreeheadError
+from freehead.media import open_frames
+from freehead.web import check_upload, path_like
+
+from .test_cli import write_video
+from .test_reenact import franck  # noqa: F401 (fixture)
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def test_path_like_names():
+    for name in ("../x.mp4", "a/b.mp4", "a\\b.mp4", ".hidden.mp4", "x..mp4"):
+        assert path_like(name)
+    assert not path_like("talk.mp4") and not path_like("my portrait.jpg")
+
+
+def test_check_upload(samples, tmp_path):
+    assert check_upload(samples / "portraits/astronaut.png", "portrait", "image", 50)
+    with pytest.raises(FreeheadError, match="must be a video"):
+        check_upload(samples / "portraits/astronaut.png", "driving video", "video", 50)
+    big = tmp_path / "big.mp4"
+    big.write_bytes(b"\0" * 2_000_000)
+    with pytest.raises(FreeheadError, match="limit is 1 MB"):
+        check_upload(big, "driving video", "video", 1)
+    with pytest.raises(FreeheadError, match=r"'big\.mp4' is not a readable video"):
+        check_upload(big, "driving video", "video", 50)  # the name, not the server's path
+    with pytest.raises(FreeheadError, match="upload a portrait"):
+        check_upload(None, "portrait", "image", 50)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(samples):
+    port = _free_port()
+    cmd = [sys.executable, "-m", "freehead", "serve", "--port", str(port), "--samples",
+           str(samples), "--max-upload-mb", "30"]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"freehead serve exited: {proc.stdout.read()[-2000:]}")
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        proc.kill()
+        pytest.fail("freehead serve did not start in 120 s")
+    yield url, proc
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    playwright = pytest.importorskip("playwright.sync_api")
+    if CHROMIUM is None:
+        pytest.skip("no chromium on this machine (apt-get install chromium)")
+    with playwright.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield b
+        b.close()
+
+
+def _open(browser, url):
+    page = browser.new_page(viewport={"width": 1280, "height": 1400})
+    page.goto(url, wait_until="networkidle")
+    return page
+
+
+def _upload(page, portrait, driving) -> None:
+    page.locator("#portrait input[type=file]").set_input_files(portrait)
+    page.locator("#driving input[type=file]").set_input_files(driving)
+    page.wait_for_timeout(1500)  # the uploads finish
+
+
+def _error_text(page) -> str:
+    page.wait_for_selector(".toast-body", timeout=60000)
+    return " ".join(page.locator(".toast-body").all_inner_texts())
+
+
+@pytest.fixture(scope="module")
+def clip(franck, tmp_path_factory) -> Path:  # noqa: F811
+    return write_video(tmp_path_factory.mktemp("web") / "talk.mp4", franck, 24.0)
+
+
+def test_reenact_in_the_browser(server, browser, samples, clip, tmp_path):
+    url, _ = server
+    page = _open(browser, url)
+    _upload(page, str(samples / "portraits/astronaut.png"), str(clip))
+    page.get_by_label("pitch/yaw").check()
+    yaw = page.locator("#gaze_yaw input[type=number]")
+    yaw.fill("15")
+    yaw.press("Enter")
+    assert page.locator("#gaze_yaw input[type=range]").input_value() == "15"
+    page.locator("#run").click()
+    page.wait_for_selector("#result video[src]", timeout=120000)
+    page.screenshot(path=str(tmp_path / "page.png"), full_page=True)
+    src = page.locator("#result video").get_attribute("src")
+    out = tmp_path / "result.mp4"
+    out.write_bytes(urllib.request.urlopen(src if src.startswith("http") else url + src).read())
+    frames = list(open_frames(out).frames())
+    assert len(frames) == 8 and frames[0].shape == (512, 512, 3)
+    assert "8 frames" in page.locator("#note").inner_text()
+
+
+def test_bad_uploads_get_a_message_and_the_server_stays_up(server, browser, samples, clip,
+                                                            tmp_path):  # fmt: skip
+    url, proc = server
+    portrait = str(samples / "portraits/astronaut.png")
+    junk = tmp_path / "holiday.mp4"
+    junk.write_bytes(np.random.default_rng(0).bytes(20_000_000))  # 20 MB, not a video
+    blank = write_video(tmp_path / "blank.mp4", [np.full((240, 320, 3), 90, np.uint8)] * 6)
+    path_like_name = {"name": "../../etc/passwd.mp4", "mimeType": "video/mp4",
+                      "buffer": clip.read_bytes()}  # fmt: skip
+    for driving, words in (
+        (str(junk), "'holiday.mp4' is not a readable video"),
+        (str(blank), "no face found in the driving video"),
+        (path_like_name, "has path parts"),
+    ):
+        page = _open(browser, url)
+        _upload(page, portrait, driving)
+        page.locator("#run").click()
+        assert words in _error_text(page)
+        page.close()
+        assert proc.poll() is None  # still serving
+    assert urllib.request.urlopen(url, timeout=5).status == 200
+
+
+def test_gaze_tab_follows_the_sliders(server, browser, samples):
+    url, _ = server
+    page = _open(browser, url)
+    page.get_by_role("tab", name="Gaze").click()
+    page.locator("#image input[type=file]").set_input_files(
+        str(samples / "stills/franck_04000.jpg")
+    )
+    page.wait_for_selector("#edited img", timeout=60000)
+    first = page.locator("#edited img").get_attribute("src")
+    pitch = page.locator("#g_pitch input[type=number]")
+    pitch.fill("20")
+    pitch.press("Enter")
+    page.wait_for_function(
+        "old => document.querySelector('#edited img')?.getAttribute('src') !== old", arg=first,
+        timeout=60000,
+    )  # fmt: skip
