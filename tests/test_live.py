@@ -87,5 +87,8 @@ def test_live_errors(samples, driving, tmp_path, monkeypatch):  # noqa: F811
                           "--realtime")  # fmt: skip
     monkeypatch.delenv("DISPLAY", raising=False)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
-    assert_one_line_error(run("live", "--source", portrait, "--driving", str(driving)),
-                          "--no-display")  # fmt: skip
+    assert_one_line_error(run("live", "--source", portrait, "--driving", str(driving),
+                              "--display"), "no display")  # fmt: skip
+    headless = run("live", "--source", portrait, "--driving", str(driving))  # no desktop: logs
+    assert headless.returncode == 0, headless.stderr
+    assert "no display" in headless.stderr and "live: " in headless.stdout

@@ -193,7 +193,7 @@ def _add_live(sub: argparse._SubParsersAction) -> None:
         help="reenact a live camera (or a video standing in for one) as frames come",
         description="Frames go through a bounded queue: a camera (or --realtime) never "
         "waits, the oldest frame is dropped when the pipeline is busy. Shows the output "
-        "with its frame rate when there is a display, logs the rate otherwise.",
+        "with its frame rate when there is a desktop, logs the rate every 2 s otherwise.",
     )
     p.add_argument("--source", required=True, nargs="+", metavar="IMG", help="portrait(s)")
     feed = p.add_mutually_exclusive_group(required=True)
@@ -212,7 +212,11 @@ def _add_live(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--smooth", type=float, default=1.0, metavar="S", help="smoothing strength")
     p.add_argument("--virtual-camera", action="store_true",
                    help="send the output to a virtual webcam (pyvirtualcam)")  # fmt: skip
-    p.add_argument("--no-display", action="store_true", help="do not open a window")
+    show = p.add_mutually_exclusive_group()
+    show.add_argument("--display", dest="display", action="store_true", default=None,
+                      help="show the output in a window (default: when there is a desktop)")  # fmt: skip
+    show.add_argument("--no-display", dest="display", action="store_false",
+                      help="no window; the frame rate goes to the log")  # fmt: skip
     p.add_argument("--out", default=None, help="also record the output (.mp4)")
     p.add_argument("--max-frames", type=int, default=None, metavar="N", help="stop after N outputs")
     p.add_argument("--json", default=None, help="write fps, frames and dropped_frames here")
@@ -689,7 +693,14 @@ def _cmd_live(args: argparse.Namespace) -> int:
 
     from freehead.inference.output import VIDEO_OUTPUTS, VideoWriter, check_output
     from freehead.io_utils import atomic_write_json
-    from freehead.live import Display, FrameFeeder, LiveStats, VirtualCamera, open_live_input
+    from freehead.live import (
+        Display,
+        FrameFeeder,
+        LiveStats,
+        VirtualCamera,
+        has_display,
+        open_live_input,
+    )
     from freehead.media import read_image
     from freehead.pipeline import ReenactOptions
 
@@ -708,7 +719,10 @@ def _cmd_live(args: argparse.Namespace) -> int:
     stats = LiveStats(input_fps=fps, realtime=realtime,
                       extra={"runtime": reenactor.runtime, "threads": args.threads})  # fmt: skip
     feeder = FrameFeeder(read, fps, realtime, stats, paced=not is_camera)
-    display = Display() if not args.no_display else None
+    show = has_display() if args.display is None else args.display
+    if args.display is None and not show:
+        log.info("no display: the output is not shown, the frame rate is logged")
+    display = Display() if show else None
     writer = VideoWriter(out, fps) if out else None
     vcam = None
     last_log = time.perf_counter()

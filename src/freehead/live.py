@@ -177,16 +177,21 @@ def open_live_input(camera: int | None, driving: str | None):
     return read_file, source.fps, False, frames.close
 
 
+def has_display() -> bool:
+    """Whether a desktop is there to open a window on."""
+    import os
+
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
 class Display:
     """A window showing the output with its frame rate (needs a desktop)."""
 
     def __init__(self, title: str = "freehead live"):
-        import os
-
         import cv2
 
-        if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
-            raise FreeheadError("no display to show the output on; pass --no-display")
+        if not has_display():
+            raise FreeheadError("no display to show the output on; leave out --display")
         self.cv2, self.title = cv2, title
 
     def show(self, frame: np.ndarray, fps: float) -> bool:
