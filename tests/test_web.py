@@ -165,3 +165,19 @@ def test_gaze_tab_follows_the_sliders(server, browser, samples):
         "old => document.querySelector('#edited img')?.getAttribute('src') !== old", arg=first,
         timeout=60000,
     )  # fmt: skip
+
+
+def test_prune_keeps_the_newest_results(tmp_path):
+    import os
+
+    from freehead.web import prune
+
+    for i in range(20):
+        d = tmp_path / f"result-{i:02d}"
+        d.mkdir()
+        os.utime(d, (1000 + i, 1000 + i))
+    (tmp_path / "franck_4000.mp4").write_bytes(b"")  # not a result: kept
+    prune(tmp_path, keep=16)
+    left = sorted(p.name for p in tmp_path.glob("result-*"))
+    assert left == [f"result-{i:02d}" for i in range(4, 20)]
+    assert (tmp_path / "franck_4000.mp4").exists()

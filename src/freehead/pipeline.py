@@ -180,6 +180,10 @@ def run_ahead(items: Iterator, depth: int) -> Iterator:
             q.put((done, None))
         except BaseException as e:  # handed to the consumer
             q.put((done, e))
+        finally:  # release what the items hold (a tracker), in the thread that used it
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
 
     thread = threading.Thread(target=work, name="freehead-read-ahead", daemon=True)
     thread.start()

@@ -64,6 +64,19 @@ def check_upload(path: str | Path | None, what: str, kind: str, max_mb: float) -
     return path
 
 
+KEEP_RESULTS = 16
+"""Result folders kept in the work folder (Gradio serves its own copy of each result)."""
+
+
+def prune(work: Path, keep: int) -> None:
+    """Delete all but the newest ``keep`` result folders."""
+    import shutil
+
+    results = sorted(work.glob("result-*"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in results[keep:]:
+        shutil.rmtree(old, ignore_errors=True)
+
+
 def sample_files(samples: Path, workdir: Path) -> tuple[Path, Path]:
     """The astronaut portrait and a 4-second held-out franck clip (cut once)."""
     from freehead.data.samples import fetch_samples
@@ -131,7 +144,8 @@ def build_app(reenactor, samples: str | Path = "data/samples", workdir: str | Pa
             video = open_frames(driving_path)
             total = min(video.num_frames, max(1, round(max_seconds * video.fps)))
             source = reenactor.prepare_source(read_image(portrait_path))
-            out = Path(tempfile.mkdtemp(dir=work)) / "freehead.mp4"
+            prune(work, keep=KEEP_RESULTS)
+            out = Path(tempfile.mkdtemp(dir=work, prefix="result-")) / "freehead.mp4"
             progress(0, desc="reenacting")
             frames = reenactor.reenact_frames(source, video.frames(total), options, video.fps)
             with VideoWriter(out, video.fps, audio_from=driving_path) as writer:
