@@ -181,3 +181,13 @@ def test_prune_keeps_the_newest_results(tmp_path):
     left = sorted(p.name for p in tmp_path.glob("result-*"))
     assert left == [f"result-{i:02d}" for i in range(4, 20)]
     assert (tmp_path / "franck_4000.mp4").exists()
+
+
+def test_the_samples_button(server, browser):
+    url, _ = server
+    page = _open(browser, url)
+    page.locator("#samples").click()
+    page.wait_for_timeout(4000)  # the clip is cut once
+    page.locator("#run").click()
+    page.wait_for_selector("#result video[src]", timeout=180000)
+    assert "96 frames" in page.locator("#note").inner_text()  # 4 s at 24 fps

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -70,15 +71,13 @@ KEEP_RESULTS = 16
 
 def prune(work: Path, keep: int) -> None:
     """Delete all but the newest ``keep`` result folders."""
-    import shutil
-
     results = sorted(work.glob("result-*"), key=lambda p: p.stat().st_mtime, reverse=True)
     for old in results[keep:]:
         shutil.rmtree(old, ignore_errors=True)
 
 
 def sample_files(samples: Path, workdir: Path) -> tuple[Path, Path]:
-    """The astronaut portrait and a 4-second held-out franck clip (cut once)."""
+    """The astronaut portrait and a 4-second held-out franck clip, in ``workdir``."""
     from freehead.data.samples import fetch_samples
     from freehead.inference.output import VideoWriter
     from freehead.media import open_frames
@@ -87,6 +86,10 @@ def sample_files(samples: Path, workdir: Path) -> tuple[Path, Path]:
     video = samples / "videos" / "franck" / "franck.mp4"
     if not (portrait.is_file() and video.is_file()):
         fetch_samples(samples)
+    # copies in the work folder, the one place the page hands files from
+    portrait_copy = workdir / "astronaut.png"
+    if not portrait_copy.is_file():
+        shutil.copyfile(portrait, portrait_copy)
     clip = workdir / "franck_4000.mp4"
     if not clip.is_file():
         source = open_frames(video)
@@ -94,7 +97,7 @@ def sample_files(samples: Path, workdir: Path) -> tuple[Path, Path]:
             for i, frame in enumerate(source.frames(4000 + round(4 * source.fps))):
                 if i >= 4000:
                     writer.write(frame)
-    return portrait, clip
+    return portrait_copy, clip
 
 
 def build_app(reenactor, samples: str | Path = "data/samples", workdir: str | Path | None = None,
