@@ -7,7 +7,6 @@ a failure leaves what the user had untouched.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
@@ -21,14 +20,12 @@ from freehead.inference.output import VIDEO_OUTPUTS, VideoWriter, check_output, 
 from freehead.media import IMAGE_EXTENSIONS, FrameSource, open_frames, read_image
 from freehead.pipeline import ReenactOptions, Reenactor
 
-log = logging.getLogger(__name__)
-
 IMAGE_OUTPUTS = frozenset(IMAGE_EXTENSIONS)
 
 
 def _frames(
     source: FrameSource, start: int, max_frames: int | None, progress: bool, what: str
-) -> tuple[Iterator[np.ndarray], int]:
+) -> Iterator[np.ndarray]:
     """A video's frames from ``start`` (at most ``max_frames``), with a progress bar."""
     if start < 0 or (max_frames is not None and max_frames < 1):
         raise FreeheadError("--start must be >= 0 and --max-frames >= 1")
@@ -49,7 +46,7 @@ def _frames(
                 bar.update(1)
                 yield frame
 
-    return gen(), total
+    return gen()
 
 
 def _write_frames(out: Path, frames: Iterable[np.ndarray], fps: float, audio: Path | None,
@@ -84,7 +81,7 @@ def reenact_file(
         image = reenactor.reenact(src, read_image(driving), options)
         write_image(out, image)  # type: ignore[arg-type]
         return {"output": str(out), "frames": 1}
-    frames, _ = _frames(driver, start, max_frames, progress, "reenact")
+    frames = _frames(driver, start, max_frames, progress, "reenact")
     results = reenactor.reenact_frames(src, frames, options, driver.fps)
     n = _write_frames(
         out, results, driver.fps, Path(driving) if driver.kind == "video" else None, start
@@ -121,7 +118,7 @@ def gaze_file(
         write_image(out, image)
         return {"output": str(out), "frames": 1}
     out = check_output(out, VIDEO_OUTPUTS, overwrite)
-    frames, _ = _frames(media, start, max_frames, progress, "gaze")
+    frames = _frames(media, start, max_frames, progress, "gaze")
     results = reenactor.look(frames, control, face_index, media.fps)
     n = _write_frames(out, results, media.fps, Path(path) if media.kind == "video" else None, start)
     return {"output": str(out), "frames": n, "fps": media.fps}
