@@ -279,3 +279,15 @@ def test_bad_options(samples, driving, tmp_path, args, words):
 def test_gaze_needs_angles_or_a_path(samples, tmp_path):
     proc = run("gaze", str(samples / "stills/franck_04000.jpg"), "--out", str(tmp_path / "g.png"))
     assert_one_line_error(proc, "--pitch")
+
+
+def test_demo_writes_its_outputs(samples, tmp_path):
+    out = tmp_path / "demo"
+    proc = run("demo", "--out", str(out), "--samples", str(samples), "--frames", "12")
+    assert proc.returncode == 0, proc.stderr
+    for name in ("reenact.mp4", "gaze_grid.png", "freeview_grid.png", "summary.json"):
+        assert (out / name).is_file(), name
+    assert video_info(out / "reenact.mp4") == (12, (512, 512))
+    assert "head motion followed within" in proc.stdout
+    again = run("demo", "--out", str(out), "--samples", str(samples), "--frames", "12")
+    assert_one_line_error(again, "already holds demo outputs", "--overwrite")

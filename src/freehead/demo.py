@@ -100,7 +100,8 @@ def follow_figures(outputs: list[np.ndarray], drivers: list[np.ndarray], portrai
 
 
 def run_demo(out: str | Path, samples: str | Path = "data/samples", frames: int = 150,
-             overwrite: bool = False, progress: bool = False) -> str:  # fmt: skip
+             overwrite: bool = False, progress: bool = False, runtime: str = "torch",
+             onnx_dir: str | Path | None = None) -> str:  # fmt: skip
     """Run the demo; returns a short printable summary."""
     from tqdm import tqdm
 
@@ -121,7 +122,7 @@ def run_demo(out: str | Path, samples: str | Path = "data/samples", frames: int 
     portrait = read_image(portrait_path)
     video = open_frames(video_path)
     frames = min(frames, video.num_frames - DRIVER_START)
-    reenactor = Reenactor.from_pretrained()
+    reenactor = Reenactor.from_pretrained(runtime=runtime, onnx_dir=onnx_dir)
     source = reenactor.prepare_source(portrait, names=[str(portrait_path)])
 
     current: list[np.ndarray] = []  # the driving frame behind the result being made
