@@ -65,6 +65,9 @@ def check_upload(path: str | Path | None, what: str, kind: str, max_mb: float) -
     return path
 
 
+WORK = "freehead"
+"""The one queue every model-running event shares: one job at a time on the CPU."""
+
 KEEP_RESULTS = 16
 """Result folders kept in the work folder (Gradio serves its own copy of each result)."""
 
@@ -206,7 +209,7 @@ def build_app(reenactor, samples: str | Path = "data/samples", workdir: str | Pa
             samples_button.click(use_samples, None, [portrait, driving])
             run_button.click(reenact, [portrait, driving, motion, gaze_mode, pitch, yaw, fix_pose,
                                        head_yaw, head_pitch, head_roll, paste, smooth],
-                             [result, note])  # fmt: skip
+                             [result, note], concurrency_id=WORK)  # fmt: skip
         with gr.Tab("Gaze"):
             with gr.Row():
                 image = gr.Image(label="Image", type="numpy", sources=["upload"], elem_id="image")
@@ -215,10 +218,10 @@ def build_app(reenactor, samples: str | Path = "data/samples", workdir: str | Pa
             g_yaw = gr.Slider(-25, 25, value=0, step=1, label="Yaw (°)", elem_id="g_yaw")
             camera = gr.Button("Look into the camera")
             for control in (g_pitch, g_yaw):  # live: the newest position wins when busy
-                control.change(edit_gaze, [image, g_pitch, g_yaw], edited,
+                control.change(edit_gaze, [image, g_pitch, g_yaw], edited, concurrency_id=WORK,
                                trigger_mode="always_last", show_progress="hidden")  # fmt: skip
-            image.upload(edit_gaze, [image, g_pitch, g_yaw], edited)
-            camera.click(lambda im: edit_gaze(im, 0, 0), image, edited)
+            image.upload(edit_gaze, [image, g_pitch, g_yaw], edited, concurrency_id=WORK)
+            camera.click(lambda im: edit_gaze(im, 0, 0), image, edited, concurrency_id=WORK)
     app.queue(default_concurrency_limit=1, max_size=16)
     app.freehead_workdir = work  # type: ignore[attr-defined]
     return app
