@@ -37,11 +37,7 @@ def _peak_mb() -> float:
 def _driving(start: int, count: int):
     from freehead.media import open_frames
 
-    for i, frame in enumerate(
-        open_frames(SAMPLES / "videos/franck/franck.mp4").frames(start + count)
-    ):
-        if i >= start:
-            yield frame
+    yield from open_frames(SAMPLES / "videos/franck/franck.mp4").frames(count, start)
 
 
 RUNTIME = "torch"

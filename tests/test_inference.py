@@ -259,3 +259,14 @@ def test_check_output(tmp_path: Path):
     assert check_output(tmp_path / "x.mp4", kinds, overwrite=True) == tmp_path / "x.mp4"
     with pytest.raises(FreeheadError, match="must be one of"):
         check_output(tmp_path / "x.gif", kinds, overwrite=False)
+
+
+def test_frames_from_a_start_frame(samples):
+    from freehead.media import open_frames
+
+    video = open_frames(samples / "videos/franck/franck.mp4")
+    head = list(video.frames(8))
+    part = list(video.frames(3, start=5))
+    assert len(part) == 3 and all(np.array_equal(a, b) for a, b in zip(part, head[5:], strict=True))
+    stills = open_frames(samples / "stills")
+    assert len(list(stills.frames(2, start=1))) == 2

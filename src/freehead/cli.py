@@ -660,18 +660,14 @@ def _cmd_export_onnx(args: argparse.Namespace) -> int:
     from freehead.data.samples import fetch_samples
     from freehead.export import check_graphs, export_models, write_check
     from freehead.media import read_image
-    from freehead.pipeline import MODEL_FILES, SHIPPED_DIR, Reenactor
+    from freehead.pipeline import Reenactor
 
     out = Path(args.out)
     if (out / "manifest.json").exists() and not args.overwrite:
         raise FreeheadError(f"{out} already holds an export; pass --overwrite to replace it")
     torch.set_num_threads(args.threads)
-    folder = Path(args.models) if args.models else SHIPPED_DIR
-    files = {part: folder / name for part, name in MODEL_FILES.items()}
-    if args.generator:
-        files["generator"] = Path(args.generator)
     reenactor = Reenactor.from_pretrained(args.models, generator=args.generator)
-    manifest = export_models(reenactor, out, files)
+    manifest = export_models(reenactor, out, reenactor.files)
     onnx = Reenactor.from_pretrained(args.models, generator=args.generator, runtime="onnx",
                                      onnx_dir=out, threads=args.threads)  # fmt: skip
     samples = Path(args.samples)

@@ -30,7 +30,8 @@ DRIVER_START = 4000
 OUTPUTS = ("reenact.mp4", "gaze_grid.png", "freeview_grid.png", "summary.json")
 
 
-def _samples(folder: Path) -> tuple[Path, Path]:
+def sample_paths(folder: Path) -> tuple[Path, Path]:
+    """The astronaut portrait and franck.mp4, fetched into ``folder`` when missing."""
     from freehead.data.samples import fetch_samples
 
     portrait = folder / "portraits" / "astronaut.png"
@@ -118,7 +119,7 @@ def run_demo(out: str | Path, samples: str | Path = "data/samples", frames: int 
     if existing and not overwrite:
         raise FreeheadError(f"{out} already holds demo outputs ({', '.join(existing)}); "
                             "pass --overwrite or another --out")  # fmt: skip
-    portrait_path, video_path = _samples(Path(samples))
+    portrait_path, video_path = sample_paths(Path(samples))
     portrait = read_image(portrait_path)
     video = open_frames(video_path)
     frames = min(frames, video.num_frames - DRIVER_START)
@@ -128,10 +129,9 @@ def run_demo(out: str | Path, samples: str | Path = "data/samples", frames: int 
     current: list[np.ndarray] = []  # the driving frame behind the result being made
 
     def driving():
-        for i, frame in enumerate(video.frames(DRIVER_START + frames)):
-            if i >= DRIVER_START:
-                current[:] = [frame]
-                yield frame
+        for frame in video.frames(frames, DRIVER_START):
+            current[:] = [frame]
+            yield frame
 
     options = ReenactOptions(paste_back="source")
     sampled_out, sampled_drv = [], []

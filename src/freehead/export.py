@@ -18,7 +18,6 @@ their SHA-256) and, after :func:`check_graphs`, the largest difference from PyTo
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import warnings
@@ -29,7 +28,7 @@ import torch
 from torch import Tensor, nn
 
 from freehead.errors import FreeheadError
-from freehead.io_utils import atomic_path, atomic_write_json
+from freehead.io_utils import atomic_path, atomic_write_json, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -95,10 +94,6 @@ def _export(module: nn.Module, args: tuple, path: Path, inputs: list[str], outpu
         )  # fmt: skip
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
 def export_frame_graph(g, m: int, out: Path) -> Path:
     """G's per-frame graph for ``m`` sources per target."""
     s = g.config.image_size
@@ -137,7 +132,8 @@ def export_models(reenactor, out: str | Path, model_files: dict[str, Path] | Non
         "image_size": s,
         "graphs": [KEYPOINTS, GAZE, SOURCE, frame_graph_name(1)],
         "models": {
-            part: {"file": str(p), "sha256": _sha256(p)} for part, p in (model_files or {}).items()
+            part: {"file": str(p), "sha256": sha256_file(p)}
+            for part, p in (model_files or {}).items()
         },
         "torch": torch.__version__,
     }

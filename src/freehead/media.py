@@ -83,29 +83,32 @@ class FrameSource:
     fps: float
     num_frames: int
 
-    def frames(self, limit: int | None = None) -> Iterator[np.ndarray]:
-        """Yield up to ``limit`` frames. A video that ends early — fewer frames than its
-        container announces — raises FreeheadError as truncated or corrupt."""
+    def frames(self, limit: int | None = None, start: int = 0) -> Iterator[np.ndarray]:
+        """Yield up to ``limit`` frames from frame ``start`` (a video is decoded from its
+        beginning, so frame numbers are exact). A video that ends early — fewer frames
+        than its container announces — raises FreeheadError as truncated or corrupt."""
         if self.kind == "video":
-            yield from self._video_frames(limit)
+            yield from self._video_frames(limit, start)
         else:
             files = image_files(self.path) if self.kind == "images" else [self.path]
-            for f in files[:limit]:
+            for f in files[start : None if limit is None else start + limit]:
                 yield read_image(f)
 
-    def _video_frames(self, limit: int | None) -> Iterator[np.ndarray]:
+    def _video_frames(self, limit: int | None, start: int) -> Iterator[np.ndarray]:
         cap = cv2.VideoCapture(str(self.path))
+        end = None if limit is None else start + limit
         try:
             if not cap.isOpened():
                 raise FreeheadError(f"{self.path} is not a readable video")
-            wanted = self.num_frames if limit is None else min(limit, self.num_frames)
+            wanted = self.num_frames if end is None else min(end, self.num_frames)
             n = 0
-            while limit is None or n < limit:
+            while end is None or n < end:
                 ok, frame = cap.read()
                 if not ok:
                     break
                 n += 1
-                yield to_rgb8(frame)
+                if n > start:
+                    yield to_rgb8(frame)
             # Containers may announce a frame or two more than they hold; more is damage.
             if wanted - n > max(2, wanted // 100):
                 raise FreeheadError(

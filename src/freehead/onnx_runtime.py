@@ -141,10 +141,11 @@ class OnnxGenerator:
 def model_digest(files: dict[str, Path]) -> str:
     """A short digest of the model files (and the exporter's versions)."""
     from freehead.export import OPSET
+    from freehead.io_utils import sha256_file
 
     h = hashlib.sha256(f"{torch.__version__}/{OPSET}".encode())
     for part in sorted(files):
-        h.update(part.encode() + hashlib.sha256(Path(files[part]).read_bytes()).digest())
+        h.update(part.encode() + bytes.fromhex(sha256_file(Path(files[part]))))
     return h.hexdigest()[:16]
 
 

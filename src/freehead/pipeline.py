@@ -113,6 +113,12 @@ class ReenactOptions:
     smoothing: float = 1.0
     driver_face_index: int = 0
 
+    @classmethod
+    def merged(cls, options: ReenactOptions | None, fields: dict) -> ReenactOptions:
+        """``options`` (default: the defaults) with ``fields`` replaced, checked."""
+        opts = options or cls()
+        return (replace(opts, **fields) if fields else opts).checked()
+
     def checked(self) -> ReenactOptions:
         gaze = GazeControl.parse(self.gaze) if isinstance(self.gaze, str) else self.gaze
         if self.paste_back not in PASTE_BACK:
@@ -209,6 +215,8 @@ class Reenactor:
         self.g = generator.eval()
         self.size = int(self.g.config.image_size)
         self.runtime = "torch"
+        self.files: dict[str, Path] = {}
+        """The model files the networks came from (set by :meth:`from_pretrained`)."""
 
     @classmethod
     def from_pretrained(
@@ -253,7 +261,7 @@ class Reenactor:
 
             n = threads or torch.get_num_threads()
             reenactor = cls(*open_onnx_models(reenactor, files, onnx_dir, n))
-        reenactor.runtime = runtime
+        reenactor.runtime, reenactor.files = runtime, files
         return reenactor
 
     # ------------------------------------------------------------------ sources
@@ -325,8 +333,7 @@ class Reenactor:
         :class:`ReenactOptions` and/or its fields by name; ``fps``: the driving video's
         frame rate, for smoothing.
         """
-        opts = options or ReenactOptions()
-        opts = (replace(opts, **fields) if fields else opts).checked()
+        opts = ReenactOptions.merged(options, fields)
         src = self.prepare_source(source)
         if _is_single_image(driving):
             if opts.relative:  # relative to itself, a single driving image would do nothing
@@ -358,8 +365,7 @@ class Reenactor:
         prepared once. ``threaded`` (default: on with the ONNX runtime, whose sessions
         share the cores well; PyTorch's own threads already fill them) reads a frame ahead
         in a second thread. ``options``/``fields`` as in :meth:`reenact`."""
-        opts = options or ReenactOptions()
-        opts = (replace(opts, **fields) if fields else opts).checked()
+        opts = ReenactOptions.merged(options, fields)
         if threaded is None:
             threaded = self.runtime == "onnx"
         return self.reenact_frames(self.prepare_source(source), frames, opts, fps,
@@ -420,13 +426,16 @@ class Reenactor:
 
     # ------------------------------------------------------------------ gaze
     def _edit_eyes(self, reading: FaceReading, frame: np.ndarray, angles: np.ndarray) -> np.ndarray:
-        """The frame with the face's eyes turned to camera-frame (pitch, yaw) ``(2,)``:
-        G re-renders the crop from itself with the new gaze, and only the eye regions are
-        pasted back."""
-        source = self._encode([frame], [reading])
-        crop = self.render(source, reading.motion.with_camera_gaze(angles))
+        return self.edit_eyes(self._encode([frame], [reading]), angles)
+
+    def edit_eyes(self, source: Source, angles: np.ndarray) -> np.ndarray:
+        """A prepared source's image with its eyes turned to camera-frame (pitch, yaw)
+        ``(2,)``: G re-renders the crop from itself with the new gaze, and only the eye
+        regions are pasted back. Reuse the source to try several gazes on one image."""
+        reading = source.readings[0]
+        crop = self.render(source, reading.motion.with_camera_gaze(np.asarray(angles, float)))
         mask = eye_mask(reading.keypoints, self.size)
-        return paste_back(frame, crop, reading.box, mask)
+        return paste_back(source.images[0], crop, reading.box, mask)
 
     def redirect_gaze(self, image_or_frames, pitch: float, yaw: float, face_index: int = 0,
                       fps: float = 25.0) -> np.ndarray | Iterator[np.ndarray]:  # fmt: skip

@@ -81,25 +81,21 @@ def prune(work: Path, keep: int) -> None:
 
 def sample_files(samples: Path, workdir: Path) -> tuple[Path, Path]:
     """The astronaut portrait and a 4-second held-out franck clip, in ``workdir``."""
-    from freehead.data.samples import fetch_samples
+    from freehead.demo import DRIVER_START, sample_paths
     from freehead.inference.output import VideoWriter
     from freehead.media import open_frames
 
-    portrait = samples / "portraits" / "astronaut.png"
-    video = samples / "videos" / "franck" / "franck.mp4"
-    if not (portrait.is_file() and video.is_file()):
-        fetch_samples(samples)
+    portrait, video = sample_paths(samples)
     # copies in the work folder, the one place the page hands files from
     portrait_copy = workdir / "astronaut.png"
     if not portrait_copy.is_file():
         shutil.copyfile(portrait, portrait_copy)
-    clip = workdir / "franck_4000.mp4"
+    clip = workdir / f"franck_{DRIVER_START}.mp4"
     if not clip.is_file():
         source = open_frames(video)
         with VideoWriter(clip, source.fps) as writer:
-            for i, frame in enumerate(source.frames(4000 + round(4 * source.fps))):
-                if i >= 4000:
-                    writer.write(frame)
+            for frame in source.frames(round(4 * source.fps), DRIVER_START):
+                writer.write(frame)
     return portrait_copy, clip
 
 

@@ -16,7 +16,6 @@ The standard split: train = franck frames 0-3999 and cap12; held out = franck fr
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import shutil
 import subprocess
@@ -25,7 +24,7 @@ import tempfile
 from pathlib import Path
 
 from freehead.errors import FreeheadError
-from freehead.io_utils import atomic_path
+from freehead.io_utils import atomic_path, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -78,14 +77,6 @@ SAMPLE_PREPROCESS_ARGS = (
 """Options of ``freehead preprocess DIR/videos`` that give the standard split."""
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _portrait_sources() -> dict[str, Path]:
     """The public-domain portraits inside installed packages."""
     import importlib.util
@@ -111,7 +102,7 @@ def missing_npm_files(folder: Path) -> list[str]:
     return [
         rel
         for rel, digest in NPM_FILES.values()
-        if not (folder / rel).is_file() or _sha256(folder / rel) != digest
+        if not (folder / rel).is_file() or sha256_file(folder / rel) != digest
     ]
 
 
@@ -146,7 +137,7 @@ def fetch_samples(folder: str | Path = DEFAULT_DIR) -> dict[str, object]:
                     with atomic_path(folder / rel) as out:
                         with open(out, "wb") as dst:
                             shutil.copyfileobj(src, dst)
-                        if _sha256(out) != digest:
+                        if sha256_file(out) != digest:
                             raise FreeheadError(f"{rel} from {NPM_PACKAGE} has the wrong sha256")
                     written.append(rel)
     for rel, src_path in _portrait_sources().items():

@@ -36,13 +36,10 @@ def _frames(
     total = source.num_frames - start
     if max_frames is not None:
         total = min(total, max_frames)
-    frames = source.frames(limit=start + total)
 
     def gen() -> Iterator[np.ndarray]:
         with tqdm(total=total, disable=not progress, unit="frame", desc=what, leave=False) as bar:
-            for i, frame in enumerate(frames):
-                if i < start:
-                    continue
+            for frame in source.frames(total, start):
                 bar.update(1)
                 yield frame
 
@@ -176,8 +173,8 @@ def gaze_grid(reenactor: Reenactor, image: np.ndarray, yaws: Sequence[float],
     for p in pitches:
         row = []
         for y in yaws:
-            edited = reenactor.redirect_gaze(image, pitch=p, yaw=y)
-            row.append(caption(crop_image(edited, box, reenactor.size), f"gaze {p:+g},{y:+g}"))  # type: ignore[arg-type]
+            edited = reenactor.edit_eyes(source, np.array([p, y]))
+            row.append(caption(crop_image(edited, box, reenactor.size), f"gaze {p:+g},{y:+g}"))
         rows.append(np.concatenate(row, axis=1))
     return np.concatenate(rows, axis=0)
 
