@@ -4,6 +4,10 @@
     python benchmarks/reenact_checks.py memory       # peak memory: whole franck.mp4 vs 300 frames
     python benchmarks/reenact_checks.py smoothing [S,...]  # jitter on a still head, lag after a step
     python benchmarks/reenact_checks.py eye-contact  # gaze to the camera, pixels outside the eyes
+    python benchmarks/reenact_checks.py parts        # each network and paste-back on its own
+    python benchmarks/reenact_checks.py stream       # frames/s of Reenactor.stream, read-ahead off/on
+
+``--runtime onnx`` runs the networks on ONNX Runtime (latency, parts, stream).
 
 Driving frames are franck.mp4's held-out frames (4000 on), the source the astronaut
 portrait; the sample data must be fetched (``freehead data fetch-samples``).
@@ -235,12 +239,71 @@ def eye_contact(stride: int) -> dict[str, object]:
     }
 
 
+def _median_ms(fn, repeats: int = 50, warmup: int = 5) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return round(float(np.median(times)) * 1000, 2)
+
+
+def parts() -> dict[str, object]:
+    """Median time of each network on a real held-out crop at batch 1, and of pasting a
+    256² crop back into the 512² portrait with the face mask."""
+    from freehead.inference.masks import face_mask
+    from freehead.models.backbone import to_network_input
+    from freehead.perception.crop import paste_back
+    from freehead.sketch import draw_sketch
+
+    r = _reenactor()
+    source = r.prepare_source(_portrait())
+    reading = r.prepare_source(next(_driving(HELD_OUT, 1))).readings[0]
+    crop = to_network_input(reading.crop)
+    x = r.e_can.prepare(reading.crop)
+    kp = torch.from_numpy(reading.keypoints).float()[None]
+    sketch = to_network_input(draw_sketch(reading.keypoints, reading.motion.gaze_angles, r.size))
+    out = r.render(source, reading.motion)
+    mask = face_mask([source.readings[0].keypoints, reading.keypoints], r.size)
+    box = source.readings[0].box
+    with torch.inference_mode():
+        return {
+            "runtime": RUNTIME,
+            "threads": torch.get_num_threads(),
+            "keypoints_ms": _median_ms(lambda: r.e_can(x)),
+            "gaze_ms": _median_ms(lambda: r.e_gaze.predict(crop, kp)),
+            "generator_source_ms": _median_ms(lambda: r.g.encode_sources(crop[None], sketch[None])),
+            "generator_frame_ms": _median_ms(lambda: r.g.render_frame(source.features, sketch, 1)),
+            "paste_back_512_ms": _median_ms(lambda: paste_back(source.images[0], out, box, mask)),
+        }
+
+
+def stream(frames: int) -> dict[str, object]:
+    """Output frames per second of ``Reenactor.stream`` over held-out frames (256² crops),
+    reading one frame ahead in a second thread or not."""
+    r = _reenactor()
+    source = r.prepare_source(_portrait())
+    clip = list(_driving(HELD_OUT, frames))
+    out: dict[str, object] = {"runtime": RUNTIME, "frames": frames}
+    for threaded in (False, True):
+        list(r.stream(source, clip[:10], threaded=threaded, fps=24.0))  # warm-up
+        t = time.perf_counter()
+        n = sum(1 for _ in r.stream(source, clip, threaded=threaded, fps=24.0))
+        out[f"read_ahead_{'on' if threaded else 'off'}_fps"] = round(
+            n / (time.perf_counter() - t), 1
+        )
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "check", choices=["latency", "memory", "memory-run", "smoothing", "eye-contact"]
+        "check",
+        choices=["latency", "memory", "memory-run", "smoothing", "eye-contact", "parts", "stream"],
     )
     parser.add_argument("arg", nargs="?", default=None)
     parser.add_argument("--threads", type=int, default=2)
@@ -257,6 +320,10 @@ def main() -> None:
         result = memory_run(int(args.arg) or None)
     elif args.check == "smoothing":
         result = smoothing(tuple(float(v) for v in (args.arg or "1").split(",")))
+    elif args.check == "parts":
+        result = parts()
+    elif args.check == "stream":
+        result = stream(int(args.arg or 300))
     else:
         result = eye_contact(int(args.arg or 8))
     print(json.dumps(result, indent=2))
