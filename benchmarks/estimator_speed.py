@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -51,7 +52,7 @@ def main() -> None:
         "crop_size": crop.shape[0],
         "torch": torch.__version__,
         "cpu": platform.processor() or platform.machine(),
-    } | {k: round(v, 3) for k, v in figures.items()}
+    } | {k: round(v, 3) for k, v in asdict(figures).items()}
     print(json.dumps(result, indent=2))
     if args.json:
         atomic_write_json(Path(args.json), result)

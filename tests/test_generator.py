@@ -227,8 +227,9 @@ def test_a_few_generator_steps_lower_the_loss(tiny_dataset, tmp_path):
 
 def test_redirection_samples_change_only_the_eye_colour(tiny_dataset):
     from freehead.data.dataset import Dataset
+    from freehead.data.frames import ClipFrames
     from freehead.sketch import gaze_from_colour
-    from freehead.training.data import ClipFrames, GeneratorPairs
+    from freehead.training.data import GeneratorPairs
 
     pairs = GeneratorPairs(ClipFrames(Dataset(tiny_dataset), "train"), 1, None, redirect_deg=20)
     for i in range(4):

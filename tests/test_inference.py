@@ -10,14 +10,15 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from freehead.apps.video import VideoWriter, check_output, ffmpeg_exe, has_audio
 from freehead.errors import FreeheadError
 from freehead.geometry import angles_from_rotation, rotation_from_angles
+from freehead.inference.gaze import GazeControl
 from freehead.inference.masks import eye_mask, face_mask
-from freehead.inference.motion import FaceMotion, GazeControl, relative_motion
-from freehead.inference.output import VideoWriter, check_output, ffmpeg_exe, has_audio
+from freehead.inference.motion import FaceMotion, relative_motion
 from freehead.inference.smoothing import OneEuroFilter, SmoothingConfig
+from freehead.media import as_rgb8
 from freehead.models.keypoints import KeypointPrediction
-from freehead.pipeline import as_rgb8
 
 # ------------------------------------------------------------------------- smoothing
 
@@ -145,6 +146,28 @@ def test_gaze_control_parsing(tmp_path):
         GazeControl.parse(str(tmp_path / "bad.csv"))
     with pytest.raises(FreeheadError, match="no such"):
         GazeControl.parse(str(tmp_path / "missing.csv"))
+
+
+def test_gaze_requests_are_numbers_within_what_the_sketch_encodes():
+    """The accepted range is the sketch's: every accepted request gets its own eye colour,
+    and the first angle past it, which would be drawn as the edge, is refused."""
+    from freehead.inference.gaze import MAX_GAZE_DEG
+    from freehead.sketch import GAZE_RANGE_DEG, gaze_colour
+
+    assert MAX_GAZE_DEG == GAZE_RANGE_DEG
+    edge = GazeControl.fixed(MAX_GAZE_DEG, -MAX_GAZE_DEG)
+    np.testing.assert_array_equal(edge.target(3), [MAX_GAZE_DEG, -MAX_GAZE_DEG])
+    assert gaze_colour(MAX_GAZE_DEG - 1, 0) != gaze_colour(MAX_GAZE_DEG, 0)
+    assert gaze_colour(MAX_GAZE_DEG + 5, 0) == gaze_colour(MAX_GAZE_DEG, 0)  # saturated
+    for pitch, yaw in ((MAX_GAZE_DEG + 0.5, 0), (0, -MAX_GAZE_DEG - 0.5), (float("inf"), 0)):
+        with pytest.raises(FreeheadError, match="gaze"):
+            GazeControl.fixed(pitch, yaw)
+    with pytest.raises(FreeheadError, match="beyond"):
+        GazeControl.along(np.array([[0, 0, 0], [5, 50, 0]]))
+    path = GazeControl.along(np.array([[8, 0, 10], [0, 0, -10]]))  # any order
+    np.testing.assert_allclose(path.target(4), [0, 0])
+    with pytest.raises(FreeheadError, match="transfer"):
+        GazeControl.transfer().requested(0)
 
 
 # ----------------------------------------------------------------------------- masks

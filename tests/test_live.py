@@ -7,8 +7,8 @@ import time
 import numpy as np
 import pytest
 
-from freehead.live import FrameFeeder, LiveStats
-from freehead.pipeline import run_ahead
+from freehead.apps.live import FrameFeeder, LiveStats
+from freehead.inference.read_ahead import run_ahead
 
 from .test_cli import assert_one_line_error, run
 from .test_reenact import driving, franck  # noqa: F401 (fixtures)
@@ -84,7 +84,7 @@ def test_live_errors(samples, driving, tmp_path, monkeypatch):  # noqa: F811
     assert_one_line_error(run("live", "--source", portrait, "--camera", "7", "--no-display"),
                           "no camera 7")  # fmt: skip
     assert_one_line_error(run("live", "--source", portrait, "--camera", "0", "--realtime"),
-                          "--realtime")  # fmt: skip
+                          "real-time pacing is for a driving video")  # fmt: skip
     monkeypatch.delenv("DISPLAY", raising=False)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
     assert_one_line_error(run("live", "--source", portrait, "--driving", str(driving),

@@ -85,4 +85,4 @@ def test_bad_export_folders(samples, tmp_path):
     assert_one_line_error(run(*base, str(broken)), "not a loadable ONNX graph")
     assert_one_line_error(run("freeview", str(samples / "portraits/astronaut.png"), "--out",
                               str(tmp_path / "f.png"), "--onnx-dir", str(broken)),
-                          "--onnx-dir is for --runtime onnx")  # fmt: skip
+                          "an ONNX folder is only used with the onnx runtime")  # fmt: skip

@@ -15,9 +15,9 @@ from freehead.perception.keypoints import (
     KEYPOINT_PARTS,
     NUM_KEYPOINTS,
 )
+from freehead.perception.mean_shape_build import build_mean_shape
 from freehead.perception.shape import (
     MeanShape,
-    build_mean_shape,
     fit_head_pose,
     generalised_procrustes,
     orient_shape,

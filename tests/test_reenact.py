@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from freehead.inference.output import ffmpeg_exe, has_audio
+from freehead.apps.video import ffmpeg_exe, has_audio
 from freehead.media import open_frames, read_image
 
 from .conftest import read_video_frames
@@ -60,21 +60,69 @@ def test_reenact_pasted_back_keeps_the_audio(samples, driving, tmp_path):
     assert has_audio(out)
 
 
+def measured(images: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The labeller's (head yaw/pitch/roll, camera-frame gaze pitch/yaw) of each image, in
+    degrees (the evaluation suite's measurer)."""
+    import torch
+
+    from freehead.evaluation import metrics as M
+    from freehead.geometry import angles_from_gaze
+    from freehead.perception.tracker import FaceTracker
+
+    with FaceTracker(video=False) as tracker:
+        found = M.measure_faces(images, tracker)
+    assert all(m is not None for m in found)
+    return [(m.head_angles, angles_from_gaze(torch.as_tensor(m.gaze)).numpy()) for m in found]
+
+
 def test_reenact_n_shot_absolute_fixed_gaze_and_pose(samples, driving, tmp_path):
+    """``--gaze P,Y --yaw Y`` both reach the output: two runs asking for opposite head yaws
+    and gazes, measured on their frames. (Measured with the shipped G: head yaw 3.3° and
+    -6.4° for ±5°; gaze pitch 1.4° vs -2.1° for ±10°, yaw 3.2° vs 6.3° for ∓5°. G moves
+    the eyes far less than asked, so the gaze bars are on the direction.)"""
+    stills = [str(samples / "stills" / f"franck_0{k}.jpg") for k in (1829, 2159, 3909)]
+    runs = {}
+    for gaze, yaw in (("10,-5", "5"), ("-10,5", "-5")):
+        out = tmp_path / f"out{yaw}.mp4"
+        proc = run("reenact", "--source", *stills, "--driving", str(driving), "--out", str(out),
+                   "--absolute", f"--gaze={gaze}", "--yaw", yaw, "--smooth", "0")  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        frames = list(open_frames(out).frames())
+        assert len(frames) == 8 and frames[0].shape == (256, 256, 3)
+        m = measured(frames)
+        runs[yaw] = (np.mean([h for h, _ in m], 0), np.mean([g for _, g in m], 0))
+    (head_a, gaze_a), (head_b, gaze_b) = runs["5"], runs["-5"]
+    assert abs(head_a[0] - 5) < 4 and abs(head_b[0] + 5) < 4, (head_a, head_b)
+    assert gaze_a[0] - gaze_b[0] > 2, (gaze_a, gaze_b)  # pitch asked +10 vs -10
+    assert gaze_a[1] - gaze_b[1] < -1.5, (gaze_a, gaze_b)  # yaw asked -5 vs +5
+
+
+def test_reenact_follows_a_gaze_path(samples, franck, tmp_path):
+    """A gaze path from yaw -25° to +25° over a still head: the labeller reads the output's
+    eyes swing that way (measured: -20.3° to +13.5°)."""
+    still = write_video(tmp_path / "still.mp4", [franck[0]] * 8)
+    path = tmp_path / "gaze.csv"
+    path.write_text("frame,pitch,yaw\n0,0,-25\n7,0,25\n")
     out = tmp_path / "out.mp4"
     stills = [str(samples / "stills" / f"franck_0{k}.jpg") for k in (1829, 2159, 3909)]
-    proc = run("reenact", "--source", *stills, "--driving", str(driving), "--out", str(out),
-               "--absolute", "--gaze", "10,-5", "--yaw", "5", "--smooth", "0")  # fmt: skip
+    proc = run("reenact", "--source", *stills, "--driving", str(still), "--out", str(out),
+               "--gaze", str(path), "--smooth", "0")  # fmt: skip
     assert proc.returncode == 0, proc.stderr
-    assert video_info(out) == (8, (256, 256))
+    frames = list(open_frames(out).frames())
+    (_, first), (_, last) = measured([frames[0], frames[-1]])
+    assert first[1] < -8 and last[1] > 5 and last[1] - first[1] > 20, (first, last)
 
 
-def test_reenact_with_an_image_driver_and_a_gaze_path(samples, franck, tmp_path):
+def test_reenact_an_image_driver_and_the_gaze_range(samples, tmp_path):
     out = tmp_path / "out.png"
     proc = run("reenact", "--source", str(samples / "portraits/grace_hopper.jpg"), "--driving",
                str(samples / "stills/franck_04035.jpg"), "--out", str(out), "--gaze", "camera")  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert read_image(out).shape == (256, 256, 3)
+    proc = run("reenact", "--source", str(samples / "portraits/grace_hopper.jpg"), "--driving",
+               str(samples / "stills/franck_04035.jpg"), "--out", str(tmp_path / "o.png"),
+               "--gaze", "50,0")  # fmt: skip
+    assert_one_line_error(proc, "beyond ±45°")
 
 
 def test_gaze_changes_only_the_eyes(samples, tmp_path):
@@ -261,7 +309,7 @@ def test_existing_output_is_kept_without_overwrite(samples, driving, tmp_path):
 @pytest.mark.parametrize(
     ("args", "words"),
     [
-        (["--gaze", "sideways"], ["--gaze"]),
+        (["--gaze", "sideways"], ["gaze 'sideways'", "PITCH,YAW"]),
         (["--gaze", "80,0"], ["beyond"]),
         (["--yaw", "200"], ["out of range"]),
         (["--smooth", "-1"], [">= 0"]),

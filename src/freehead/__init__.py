@@ -8,12 +8,12 @@ __version__ = "0.1.0"
 __all__ = ["Reenactor", "__version__"]
 
 if TYPE_CHECKING:
-    from freehead.pipeline import Reenactor
+    from freehead.inference.reenactor import Reenactor
 
 
 def __getattr__(name: str):
     if name == "Reenactor":  # imported on first use: torch and mediapipe load slowly
-        from freehead.pipeline import Reenactor
+        from freehead.inference.reenactor import Reenactor
 
         return Reenactor
     raise AttributeError(f"module 'freehead' has no attribute {name!r}")

@@ -25,8 +25,9 @@ MAX_PIXELS = 8192 * 8192
 """Larger inputs are refused: they are almost surely a mistake and would exhaust memory."""
 
 
-def to_rgb8(image: np.ndarray) -> np.ndarray:
-    """Any decoded image (gray, BGR, BGRA; 8 or 16 bit, OpenCV channel order) -> RGB uint8."""
+def rgb8_from_opencv(image: np.ndarray) -> np.ndarray:
+    """An image as OpenCV decodes it (gray, BGR, BGRA; 8 or 16 bit) -> RGB uint8. For
+    arrays a user hands over (RGB order), :func:`as_rgb8`."""
     if image.dtype == np.uint16:
         image = (image >> 8).astype(np.uint8)
     elif image.dtype != np.uint8:
@@ -53,7 +54,7 @@ def read_image(path: str | Path) -> np.ndarray:
         raise FreeheadError(f"{path} is not a readable image")
     if image.shape[0] * image.shape[1] > MAX_PIXELS:
         raise FreeheadError(f"{path} is {image.shape[1]}x{image.shape[0]}: too large")
-    return to_rgb8(image)
+    return rgb8_from_opencv(image)
 
 
 def _check_image_size(path: Path) -> None:
@@ -108,7 +109,7 @@ class FrameSource:
                     break
                 n += 1
                 if n > start:
-                    yield to_rgb8(frame)
+                    yield rgb8_from_opencv(frame)
             # Containers may announce a frame or two more than they hold; more is damage.
             if wanted - n > max(2, wanted // 100):
                 raise FreeheadError(
@@ -154,3 +155,40 @@ def open_frames(path: str | Path) -> FrameSource:
     if not (0 < fps < 1000):
         fps = 25.0
     return FrameSource(path=path, kind="video", fps=fps, num_frames=max(count, 1))
+
+
+MIN_SIDE = 32
+"""Images with a side shorter than this are refused: no face can be read in them."""
+
+
+def as_rgb8(image, name: str = "image") -> np.ndarray:
+    """An image a user hands over: a numpy array (RGB or RGBA order; gray; uint8, uint16, bool or float in [0, 1]) or a
+    PIL image -> ``(H, W, 3)`` uint8 RGB. FreeheadError for anything else, or a side
+    under :data:`MIN_SIDE` or over :data:`MAX_PIXELS` pixels. (Decoded files:
+    :func:`rgb8_from_opencv`.)"""
+    if hasattr(image, "convert") and hasattr(image, "mode"):  # a PIL image
+        image = np.asarray(image.convert("RGB"))
+    a = np.asarray(image)
+    if a.ndim == 3 and a.shape[2] == 1:
+        a = a[..., 0]
+    if a.ndim == 2:
+        a = np.repeat(a[..., None], 3, axis=2)
+    if a.ndim != 3 or a.shape[2] not in (3, 4):
+        raise FreeheadError(f"{name}: expected an image (H, W, 3), got shape {a.shape}")
+    a = a[..., :3]
+    if a.dtype == np.uint16:
+        a = (a >> 8).astype(np.uint8)
+    elif a.dtype == np.bool_:
+        a = a.astype(np.uint8) * 255
+    elif np.issubdtype(a.dtype, np.floating):
+        if not np.isfinite(a).all():
+            raise FreeheadError(f"{name}: the image has NaN or infinite values")
+        a = np.clip(np.rint(a * 255.0), 0, 255).astype(np.uint8)
+    elif a.dtype != np.uint8:
+        raise FreeheadError(f"{name}: unsupported pixel type {a.dtype}")
+    h, w = a.shape[:2]
+    if min(h, w) < MIN_SIDE:
+        raise FreeheadError(f"{name} is {w}x{h}: too small to hold a face")
+    if h * w > MAX_PIXELS:
+        raise FreeheadError(f"{name} is {w}x{h}: too large")
+    return np.ascontiguousarray(a)

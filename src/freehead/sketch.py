@@ -1,4 +1,4 @@
-"""Keypoint sketches, the generator's conditioning image (Free-HeadGAN §3.3, DESIGN §6).
+"""Keypoint sketches, the generator's conditioning image (Free-HeadGAN §3.3; docs/generator.md).
 
 ``draw_sketch`` draws the 68 keypoints' face parts as lines, each part in its own colour,
 and fills each eye's outline with a colour that encodes that eye's gaze:
@@ -73,8 +73,3 @@ def draw_sketch(keypoints: np.ndarray, gaze: np.ndarray, size: int) -> np.ndarra
         pts = px[list(KEYPOINT_PARTS[part])]
         cv2.fillPoly(canvas, [pts], gaze_colour(*gaze[eye]), cv2.LINE_8, shift=2)
     return canvas
-
-
-def draw_sketches(keypoints: np.ndarray, gaze: np.ndarray, size: int) -> np.ndarray:
-    """Sketches of B faces: ``(B, 68, 2+)``, gaze ``(B, 2)`` or ``(B, 2, 2)`` -> ``(B, S, S, 3)``."""
-    return np.stack([draw_sketch(k, g, size) for k, g in zip(keypoints, gaze, strict=True)])

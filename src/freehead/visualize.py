@@ -7,7 +7,11 @@ import numpy as np
 
 from freehead.perception.keypoints import CLOSED_PARTS, KEYPOINT_PARTS
 
-PART_COLOURS: dict[str, tuple[int, int, int]] = {
+# Not the sketch's table (freehead.sketch.PART_COLOURS): that one is G's input, fixed by
+# the trained G, and in it the brows are red and green and the inner lips (0, 128, 255),
+# the colours these overlays give the head's x, y and z axes. These colours are only for
+# a person looking at the labels.
+LABEL_COLOURS: dict[str, tuple[int, int, int]] = {
     "jaw": (255, 255, 255),
     "brow_left": (255, 200, 0),
     "brow_right": (255, 200, 0),
@@ -18,6 +22,7 @@ PART_COLOURS: dict[str, tuple[int, int, int]] = {
     "lips_outer": (255, 80, 80),
     "lips_inner": (255, 80, 180),
 }
+"""RGB line colour of each face part in the label overlays of :func:`draw_labels`."""
 AXIS_COLOURS = ((255, 0, 0), (0, 255, 0), (0, 128, 255))  # head x (red), y (green), z (blue)
 
 
@@ -49,10 +54,10 @@ def draw_labels(
     thick = max(1, size // 256)
     for part, idx in KEYPOINT_PARTS.items():
         pts = _px(keypoints[list(idx)], size)
-        cv2.polylines(img, [pts], part in CLOSED_PARTS, PART_COLOURS[part], thick, cv2.LINE_AA)
+        cv2.polylines(img, [pts], part in CLOSED_PARTS, LABEL_COLOURS[part], thick, cv2.LINE_AA)
         for p in pts:
             cv2.circle(
-                img, tuple(int(v) for v in p), thick + 1, PART_COLOURS[part], -1, cv2.LINE_AA
+                img, tuple(int(v) for v in p), thick + 1, LABEL_COLOURS[part], -1, cv2.LINE_AA
             )
     origin = _px(translation, size)
     for axis in range(3):

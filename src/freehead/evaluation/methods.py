@@ -3,8 +3,8 @@
 A method works on face crops (``(S, S, 3)`` uint8 RGB, as in a dataset): ``reenact`` puts
 the driver's pose, expression and gaze on the source's person, ``redirect_gaze`` turns the
 source's eyes to a requested (pitch, yaw) in degrees (camera frame, freehead's signs).
-``prepare`` is called once per source before any use of it, for methods that cache
-source work; ``reenact_many`` takes several sources of one person (N-shot).
+``prepare`` is called once per source (one or several images of one person, N-shot)
+before any use of it, for methods that cache source work.
 """
 
 from __future__ import annotations
@@ -19,20 +19,18 @@ class Method(ABC):
     name: str
     description: str
 
-    def prepare(self, source: np.ndarray) -> None:  # noqa: B027 (optional hook)
-        """Per-source work, done once (default: none)."""
-
-    def prepare_many(self, sources: list[np.ndarray]) -> None:
-        """Per-source work for :meth:`reenact_many` (default: :meth:`prepare` of the first)."""
-        self.prepare(sources[0])
+    def prepare(self, sources: list[np.ndarray]) -> None:  # noqa: B027 (optional hook)
+        """Per-source work on one or several crops of one person, done once before they
+        are used (default: none)."""
 
     @abstractmethod
-    def reenact(self, source: np.ndarray, driver: np.ndarray) -> np.ndarray: ...
-
-    def reenact_many(self, sources: list[np.ndarray], driver: np.ndarray) -> np.ndarray:
-        """Reenact from several images of one person (N-shot); methods that cannot use
-        more than one take the first."""
-        return self.reenact(sources[0], driver)
+    def reenact(
+        self, sources: list[np.ndarray], driver: np.ndarray, reference: np.ndarray | None = None
+    ) -> np.ndarray:
+        """The driver's pose, expression and gaze on the person of ``sources`` (N-shot when
+        there are several; methods that cannot use more take the first). ``reference``:
+        the driver's rest frame for relative motion (cross-identity); None: the driver's
+        absolute motion (self-reenactment)."""
 
     @abstractmethod
     def redirect_gaze(self, source: np.ndarray, pitch: float, yaw: float) -> np.ndarray: ...
@@ -50,8 +48,8 @@ class CopySource(Method):
     name = "copy-source"
     description = "output = the source image: the floor every method must beat"
 
-    def reenact(self, source: np.ndarray, driver: np.ndarray) -> np.ndarray:
-        return source.copy()
+    def reenact(self, sources, driver, reference=None) -> np.ndarray:
+        return sources[0].copy()
 
     def redirect_gaze(self, source: np.ndarray, pitch: float, yaw: float) -> np.ndarray:
         return source.copy()
@@ -64,7 +62,7 @@ class Oracle(Method):
         "with no image of the requested gaze, gaze redirection returns the source re-encoded"
     )
 
-    def reenact(self, source: np.ndarray, driver: np.ndarray) -> np.ndarray:
+    def reenact(self, sources, driver, reference=None) -> np.ndarray:
         return jpeg_round_trip(driver)
 
     def redirect_gaze(self, source: np.ndarray, pitch: float, yaw: float) -> np.ndarray:
@@ -72,110 +70,45 @@ class Oracle(Method):
 
 
 class FreeheadMethod(Method):
-    """The full freehead path on face crops: E_can and E_gaze on source and driver, the
-    driver's motion put on the source's canonical keypoints
-    (p = s_d R_d p_can^src + t_d + d_d), gaze-coded sketches, G.
+    """freehead as users run it: the :class:`~freehead.inference.reenactor.Reenactor` in
+    crop mode (the dataset's crops are aligned, so no tracking) with smoothing off (the
+    drivers are single frames). Self-reenactment drives absolutely, cross-identity
+    relatively to the driving clip's first frame, and gaze redirection is
+    :meth:`~freehead.inference.reenactor.Reenactor.redirect_gaze` (only the eyes change).
 
-    Source work (analysis, sketch, G's source encoding) is cached per source image.
+    The prepared source is cached while the same source images come back.
     """
 
     name = "freehead"
-    description = "E_can + E_gaze + sketch + G (freehead's own models)"
+    description = "the Reenactor (E_can + E_gaze + sketch + G) on aligned crops"
 
     def __init__(self, generator: str | None = None, keypoints: str | None = None,
                  gaze: str | None = None):  # fmt: skip
-        from freehead.models import GazeEstimator, KeypointEstimator
-        from freehead.models.generator import Generator
+        from freehead.inference.reenactor import Reenactor
 
-        self.e_can = KeypointEstimator.from_pretrained(keypoints).eval()
-        self.e_gaze = GazeEstimator.from_pretrained(gaze).eval()
-        self.g = Generator.from_pretrained(generator).eval()
+        self.reenactor = Reenactor.from_pretrained(
+            keypoints=keypoints, gaze=gaze, generator=generator
+        )
         self._key: bytes | None = None
-        self._source: tuple | None = None
+        self._source = None
 
-    def _analyse(self, crop: np.ndarray):
-        """E_can's prediction and per-eye (pitch, yaw) ``(2, 2)`` of one crop."""
-        import torch
-
-        from freehead.geometry import angles_from_gaze
-        from freehead.models.backbone import to_network_input
-
-        with torch.inference_mode():
-            pred = self.e_can(self.e_can.prepare(crop))
-            eyes = self.e_gaze.predict(to_network_input(crop), pred.keypoints)
-        return pred, angles_from_gaze(eyes.eye_gaze[0]).numpy()
-
-    def _render(self, sketch: np.ndarray) -> np.ndarray:
-        import torch
-
-        from freehead.models.backbone import to_image, to_network_input
-
-        assert self._source is not None
-        with torch.inference_mode():
-            m = self._source[4]
-            out = self.g.render_frame(self._source[2], to_network_input(sketch), m).image[0]
-        return to_image(out)
-
-    def _crop(self, image: np.ndarray) -> np.ndarray:
-        size = self.g.config.image_size
-        if image.shape[0] != size:
-            image = cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA)
-        return image
-
-    def prepare(self, source: np.ndarray) -> None:
-        self._prepare([source])
-
-    def prepare_many(self, sources: list[np.ndarray]) -> None:
-        self._prepare(sources)
-
-    def _prepare(self, sources: list[np.ndarray]) -> None:
-        """Analyse, sketch and encode the sources (cached while they stay the same). The
-        canonical keypoints are the mean of the sources' p_can."""
+    def prepare(self, sources: list[np.ndarray]) -> None:
         import hashlib
 
-        import torch
+        key = hashlib.blake2b(b"".join(s.tobytes() for s in sources), digest_size=16).digest()
+        if key != self._key:
+            self._source = self.reenactor.prepare_source(sources, crops=True)
+            self._key = key
 
-        from freehead.models.backbone import to_network_input
-        from freehead.sketch import draw_sketch
-
-        crops = [self._crop(s) for s in sources]
-        key = hashlib.blake2b(b"".join(c.tobytes() for c in crops), digest_size=16).digest()
-        if key == self._key:
-            return
-        analyses = [self._analyse(c) for c in crops]
-        sketches = [draw_sketch(p.keypoints[0].numpy(), a, c.shape[0])
-                    for (p, a), c in zip(analyses, crops, strict=True)]  # fmt: skip
-        canonical = torch.stack([p.canonical[0] for p, _ in analyses]).mean(0, keepdim=True)
-        with torch.inference_mode():
-            features = self.g.encode_sources(
-                to_network_input(np.stack(crops))[None], to_network_input(np.stack(sketches))[None]
-            )
-        first, angles = analyses[0]
-        self._key, self._source = key, (first, angles, features, canonical, len(crops))
-
-    def reenact(self, source: np.ndarray, driver: np.ndarray) -> np.ndarray:
-        return self.reenact_many([source], driver)
-
-    def reenact_many(self, sources: list[np.ndarray], driver: np.ndarray) -> np.ndarray:
-        from freehead.geometry import adapt
-        from freehead.sketch import draw_sketch
-
-        self._prepare(sources)
-        assert self._source is not None
-        canonical = self._source[3]
-        drv, angles = self._analyse(self._crop(driver))
-        keypoints = adapt(canonical, drv.rotation, drv.translation, drv.scale, drv.deformation)
-        return self._render(draw_sketch(keypoints[0].numpy(), angles, self.g.config.image_size))
+    def reenact(self, sources, driver, reference=None) -> np.ndarray:
+        self.prepare(sources)
+        return self.reenactor.reenact(
+            self._source, driver, reference=reference, relative=reference is not None,
+            crops=True, smoothing=0.0,
+        )  # fmt: skip
 
     def redirect_gaze(self, source: np.ndarray, pitch: float, yaw: float) -> np.ndarray:
-        from freehead.sketch import draw_sketch
-
-        self._prepare([source])
-        assert self._source is not None
-        keypoints = self._source[0].keypoints[0].numpy()
-        return self._render(
-            draw_sketch(keypoints, np.array([pitch, yaw]), self.g.config.image_size)
-        )
+        return self.reenactor.redirect_gaze(source, pitch, yaw, crops=True)
 
 
 METHODS: dict[str, type[Method]] = {
@@ -183,3 +116,17 @@ METHODS: dict[str, type[Method]] = {
     "oracle": Oracle,
     "freehead": FreeheadMethod,
 }
+
+
+def make_method(name: str, generator: str | None = None) -> Method:
+    """The method called ``name`` (a key of :data:`METHODS`); ``generator``: G's model file
+    for ``freehead`` (None: the shipped one)."""
+    from freehead.errors import FreeheadError
+
+    if name not in METHODS:
+        raise FreeheadError(f"no method {name!r}; choose one of {', '.join(sorted(METHODS))}")
+    if name == "freehead":
+        return FreeheadMethod(generator=generator)
+    if generator is not None:
+        raise FreeheadError("a generator file is only used by the freehead method")
+    return METHODS[name]()

@@ -1,9 +1,10 @@
 """Image and face metrics of the field, each on one pair of images.
 
 Images are RGB, ``(H, W, 3)``; pixel metrics take float images in [0, 1] (use
-:func:`to_unit`). Measurements that need a face (landmarks, pose, gaze) come from
-:class:`FaceMeasurer`, identity from :class:`IdentityEncoder` (dlib's face descriptor,
-offline via ``face-recognition-models``).
+:func:`to_unit`). Measurements that need a face (keypoints, pose, gaze, masks) come from
+:func:`measure_faces`, which runs the pseudo-labeller on each image and gives a
+:class:`FaceMeasurement` per face; identity from :class:`IdentityEncoder` (dlib's face
+descriptor, offline via ``face-recognition-models``).
 """
 
 from __future__ import annotations

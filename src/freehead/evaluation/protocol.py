@@ -1,4 +1,4 @@
-"""The evaluation protocol (DESIGN §9): self-reenactment, cross-identity reenactment and
+"""The evaluation protocol (docs/evaluation.md): self-reenactment, cross-identity reenactment and
 gaze redirection on a dataset's held-out clips, scored with :mod:`freehead.evaluation.metrics`.
 
 * Self-reenactment: for every held-out clip, source = its first usable frame, drivers =
@@ -8,8 +8,12 @@ gaze redirection on a dataset's held-out clips, scored with :mod:`freehead.evalu
   join the first and are left out of the drivers.
 * Cross-identity: sources = each held-out clip's first frame and the public-domain
   portraits (astronaut, Grace Hopper); drivers = every ``cross_stride``-th frame after
-  the first of the held-out clips of other identities; identity against the source, pose and gaze against
-  the driver.
+  the first of the held-out clips of other identities, each with that first frame as the
+  driver's reference for relative motion (as users drive a portrait); identity against
+  the source, pose and gaze against the driver, and ``head_motion_error_deg``: the
+  output's head rotation since the source against the driver's since its reference
+  (yaw/pitch/roll change, mean absolute difference) — what relative motion is asked to
+  follow, where ``pose_error_deg`` compares absolute poses.
 * Gaze redirection: the same sources, each asked for every (pitch, yaw) of
   ``gaze_grid`` x ``gaze_grid``; gaze error against the request, identity against the
   source, and ``outside_eye_change``: mean absolute change ([0, 1] units) of the pixels
@@ -42,8 +46,8 @@ log = logging.getLogger("freehead.evaluate")
 
 PORTRAITS = ("astronaut.png", "grace_hopper.jpg")
 METRIC_NAMES = (
-    "l1", "psnr", "ssim", "akd_px", "gaze_error_deg", "pose_error_deg", "identity_distance",
-    "csim", "sharpness_ratio", "outside_eye_change", "lpips", "fid",
+    "l1", "psnr", "ssim", "akd_px", "gaze_error_deg", "pose_error_deg", "head_motion_error_deg",
+    "identity_distance", "csim", "sharpness_ratio", "outside_eye_change", "lpips", "fid",
 )  # fmt: skip
 
 
@@ -87,7 +91,9 @@ class ProtocolConfig:
 
 
 @dataclass
-class Source:
+class MeasuredSource:
+    """A source crop of the protocol with the labeller's reading and its dlib descriptor."""
+
     name: str
     identity: str
     image: np.ndarray
@@ -108,20 +114,63 @@ class Tally:
         if value is not None and np.isfinite(value):
             self.values.setdefault(name, []).append(float(value))
 
-    def summary(self, applicable: tuple[str, ...], missing: dict[str, str]) -> dict[str, object]:
-        out: dict[str, object] = {}
+    def summary(self, applicable: tuple[str, ...], missing: dict[str, str]) -> ProtocolFigures:
+        means = {}
         for name in applicable:
             vals = self.values.get(name, [])
-            out[name] = round(float(np.mean(vals)), 4) if vals else None
-        for name in missing:
-            if name in applicable:
-                out[name] = None
-        out["counts"] = {n: len(self.values.get(n, [])) for n in applicable if n not in missing}
-        out["missing"] = {n: r for n, r in missing.items() if n in applicable}
-        out["outputs"] = self.outputs
-        out["faces_missing"] = self.faces_missing
-        out["ms_per_frame"] = round(1000 * self.seconds / self.outputs, 2) if self.outputs else None
+            means[name] = None if name in missing or not vals else round(float(np.mean(vals)), 4)
+        return ProtocolFigures(
+            metrics=means,
+            counts={n: len(self.values.get(n, [])) for n in applicable if n not in missing},
+            missing={n: r for n, r in missing.items() if n in applicable},
+            outputs=self.outputs,
+            faces_missing=self.faces_missing,
+            ms_per_frame=round(1000 * self.seconds / self.outputs, 2) if self.outputs else None,
+        )
+
+
+@dataclass(frozen=True)
+class ProtocolFigures:
+    """One protocol's figures: the mean of each applicable metric (None: no value, or
+    ``missing`` with the reason), the frames behind each mean, the outputs made, outputs
+    where the labeller found no face, and the method's time per output."""
+
+    metrics: dict[str, float | None]
+    counts: dict[str, int]
+    missing: dict[str, str]
+    outputs: int
+    faces_missing: int
+    ms_per_frame: float | None
+
+    def to_json(self) -> dict:
+        """The metrics at the top level, then the rest (the JSON the suite writes)."""
+        out = dict(self.metrics)
+        out.update({k: v for k, v in asdict(self).items() if k != "metrics"})
         return out
+
+
+@dataclass(frozen=True)
+class EvaluationResults:
+    """A method's figures on every protocol, with what was run and how long it took."""
+
+    method: str
+    description: str
+    dataset: str
+    protocol: ProtocolConfig
+    protocols: dict[str, ProtocolFigures]
+    ms_per_frame: float
+    seconds: float
+
+    def to_json(self) -> dict:
+        out: dict = {"method": self.method, "description": self.description,
+                     "dataset": self.dataset, "protocol": asdict(self.protocol)}  # fmt: skip
+        out.update({name: figures.to_json() for name, figures in self.protocols.items()})
+        out.update(ms_per_frame=self.ms_per_frame, seconds=self.seconds)
+        return out
+
+    def markdown_table(self) -> str:
+        """The means as a markdown table: a column per protocol, a row per metric."""
+        return markdown_table(self.to_json())
 
 
 class Evaluator:
@@ -157,11 +206,11 @@ class Evaluator:
         return M.measure_faces([image], self.tracker)[0]
 
     # ------------------------------------------------------------------ sources
-    def _source(self, name: str, identity: str, image: np.ndarray) -> Source:
+    def _source(self, name: str, identity: str, image: np.ndarray) -> MeasuredSource:
         m = self.measure(image)
         if m is None:
             raise FreeheadError(f"no face found in the source {name}")
-        return Source(name, identity, image, m, self._descriptor(image, m))
+        return MeasuredSource(name, identity, image, m, self._descriptor(image, m))
 
     def _descriptor(self, image: np.ndarray, m: M.FaceMeasurement | None) -> np.ndarray | None:
         d = self.identity.descriptor(image)
@@ -169,7 +218,7 @@ class Evaluator:
             d = self.identity.descriptor(image, m.face_box)
         return d
 
-    def clip_sources(self) -> list[Source]:
+    def clip_sources(self) -> list[MeasuredSource]:
         out = []
         for c in self.clips:
             if c.name in self.usable:
@@ -177,7 +226,7 @@ class Evaluator:
                 out.append(self._source(c.name, c.identity, self.dataset.frame(c.name, first)))
         return out
 
-    def portrait_sources(self) -> list[Source]:
+    def portrait_sources(self) -> list[MeasuredSource]:
         from freehead.media import read_image
         from freehead.perception.crop import crop_image
         from freehead.perception.labels import label_images
@@ -208,46 +257,52 @@ class Evaluator:
         tally.outputs += 1
         return out
 
-    def self_reenactment(self, method: Method, sources: list[Source]) -> Tally:
+    def self_reenactment(self, method: Method, sources: list[MeasuredSource]) -> Tally:
         tally = Tally()
         rows = self.examples.setdefault("self_reenactment", [])
         for src in sources:
             frames, labels = self.usable[src.name]
             picked = self.config.source_frames(frames, labels.head_angles)
             images = [src.image] + [self.dataset.frame(src.name, int(i)) for i in picked[1:]]
-            method.prepare_many(images)
+            method.prepare(images)
             drivers = self.config.drivers(
                 frames[~np.isin(frames, picked[1:])], self.config.self_stride
             )
             for k, index in enumerate(drivers):
                 driver = self.dataset.frame(src.name, int(index))
-                output = self._timed(tally, method.reenact_many, images, driver)
+                output = self._timed(tally, method.reenact, images, driver)
                 dm = self.driver_measurement(src.name, int(index), driver)
                 self._score_pair(tally, src, output, driver, dm, pixels=True)
                 if k < self.config.grid_examples:
                     rows.append([src.image, driver, output])
         return tally
 
-    def cross_identity(self, method: Method, sources: list[Source]) -> Tally:
+    def cross_identity(self, method: Method, sources: list[MeasuredSource]) -> Tally:
         tally = Tally()
         rows = self.examples.setdefault("cross_identity", [])
         for src in sources:
-            method.prepare(src.image)
+            method.prepare([src.image])
             shown = 0
             for clip, (frames, _) in self.usable.items():
                 if self.dataset.clip(clip).identity == src.identity:
                     continue
+                reference = self.dataset.frame(clip, int(frames[0]))
+                rm = self.driver_measurement(clip, int(frames[0]), reference)
                 for index in self.config.drivers(frames, self.config.cross_stride):
                     driver = self.dataset.frame(clip, int(index))
-                    output = self._timed(tally, method.reenact, src.image, driver)
+                    output = self._timed(tally, method.reenact, [src.image], driver, reference)
                     dm = self.driver_measurement(clip, int(index), driver)
-                    self._score_pair(tally, src, output, driver, dm, pixels=False)
+                    om = self._score_pair(tally, src, output, driver, dm, pixels=False)
+                    if om is not None and dm is not None and rm is not None:
+                        tally.add("head_motion_error_deg", M.pose_error_deg(
+                            om.head_angles - src.measurement.head_angles,
+                            dm.head_angles - rm.head_angles))  # fmt: skip
                     if shown < self.config.grid_examples:
                         rows.append([src.image, driver, output])
                         shown += 1
         return tally
 
-    def gaze_redirection(self, method: Method, sources: list[Source]) -> Tally:
+    def gaze_redirection(self, method: Method, sources: list[MeasuredSource]) -> Tally:
         import torch
 
         from freehead.geometry import gaze_from_angles
@@ -257,7 +312,7 @@ class Evaluator:
         rows = self.examples.setdefault("gaze_redirection", [])
         grid = self.config.gaze_grid
         for src in sources:
-            method.prepare(src.image)
+            method.prepare([src.image])
             eyes = src.measurement.eye_mask(src.image.shape[:2])
             unit_src = M.to_unit(src.image)
             corners = {(grid[0], grid[0]): None, (grid[-1], grid[-1]): None}
@@ -280,7 +335,7 @@ class Evaluator:
             rows.append([src.image, *corners.values()])
         return tally
 
-    def _score_identity(self, tally: Tally, src: Source, output: np.ndarray, m) -> None:
+    def _score_identity(self, tally: Tally, src: MeasuredSource, output: np.ndarray, m) -> None:
         if src.descriptor is None:
             return
         d = self._descriptor(output, m)
@@ -288,7 +343,9 @@ class Evaluator:
             tally.add("identity_distance", M.identity_distance(d, src.descriptor))
             tally.add("csim", M.cosine_similarity(d, src.descriptor))
 
-    def _score_pair(self, tally: Tally, src: Source, output, driver, dm, pixels: bool) -> None:
+    def _score_pair(
+        self, tally: Tally, src: MeasuredSource, output, driver, dm, pixels: bool
+    ) -> None:
         om = self.measure(output)
         if pixels:
             o, d = M.to_unit(output), M.to_unit(driver)
@@ -300,20 +357,22 @@ class Evaluator:
         self._score_identity(tally, src, output, om)
         if om is None:
             tally.faces_missing += 1
-            return
+            return None
         if dm is None:
-            return
+            return om
         if pixels:
             tally.add("akd_px", M.keypoint_distance_px(om.keypoints_px, dm.keypoints_px))
         tally.add("pose_error_deg", M.pose_error_deg(om.head_angles, dm.head_angles))
         if dm.eyes_open:
             tally.add("gaze_error_deg", M.angle_between_deg(om.gaze, dm.gaze))
+        return om
 
 
 APPLICABLE = {
     "self_reenactment": ("l1", "psnr", "ssim", "akd_px", "gaze_error_deg", "pose_error_deg",
                          "identity_distance", "csim", "sharpness_ratio", "lpips", "fid"),
-    "cross_identity": ("gaze_error_deg", "pose_error_deg", "identity_distance", "csim", "fid"),
+    "cross_identity": ("gaze_error_deg", "pose_error_deg", "head_motion_error_deg",
+                       "identity_distance", "csim", "fid"),
     "gaze_redirection": ("gaze_error_deg", "identity_distance", "csim", "outside_eye_change"),
 }  # fmt: skip
 
@@ -323,8 +382,8 @@ def evaluate(
     dataset: str | Path,
     samples: str | Path,
     config: ProtocolConfig = ProtocolConfig(),
-) -> tuple[dict[str, object], dict[str, list[list[np.ndarray]]]]:
-    """Run every protocol; returns the JSON-ready results and example rows for a grid."""
+) -> tuple[EvaluationResults, dict[str, list[list[np.ndarray]]]]:
+    """Run every protocol; returns the results and example rows for a grid."""
     started = time.perf_counter()
     ev = Evaluator(dataset, samples, config)
     missing = missing_reference_metrics()
@@ -338,19 +397,18 @@ def evaluate(
         }
     finally:
         ev.close()
-    results: dict[str, object] = {
-        "method": method.name,
-        "description": method.description,
-        "dataset": str(dataset),
-        "protocol": asdict(config),
-    }
     total_outputs = sum(t.outputs for t in tallies.values())
-    for name, tally in tallies.items():
-        results[name] = tally.summary(APPLICABLE[name], missing)
-    results["ms_per_frame"] = round(
-        1000 * sum(t.seconds for t in tallies.values()) / max(total_outputs, 1), 2
+    results = EvaluationResults(
+        method=method.name,
+        description=method.description,
+        dataset=str(dataset),
+        protocol=config,
+        protocols={name: t.summary(APPLICABLE[name], missing) for name, t in tallies.items()},
+        ms_per_frame=round(
+            1000 * sum(t.seconds for t in tallies.values()) / max(total_outputs, 1), 2
+        ),
+        seconds=round(time.perf_counter() - started, 1),
     )
-    results["seconds"] = round(time.perf_counter() - started, 1)
     return results, ev.examples
 
 
@@ -372,15 +430,15 @@ def example_grid(examples: dict[str, list[list[np.ndarray]]]) -> np.ndarray:
     return grid(tiles, columns=3)
 
 
-def markdown_table(results: dict[str, object]) -> str:
-    """The means as a markdown table: a column per protocol, a row per metric."""
+def markdown_table(results: dict) -> str:
+    """The means of results' JSON (:meth:`EvaluationResults.to_json`) as a markdown table:
+    a column per protocol, a row per metric."""
     names = [n for n in APPLICABLE if isinstance(results.get(n), dict)]
     lines = ["| metric | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
     for metric in (*METRIC_NAMES, "ms_per_frame", "faces_missing"):
         cells = []
         for n in names:
             res = results[n]
-            assert isinstance(res, dict)
             if metric in res:
                 v = res[metric]
                 cells.append("missing" if v is None and metric in res["missing"] else
@@ -391,8 +449,6 @@ def markdown_table(results: dict[str, object]) -> str:
             lines.append(f"| {metric} | " + " | ".join(cells) + " |")
     reasons = {}
     for n in names:
-        res = results[n]
-        assert isinstance(res, dict)
-        reasons.update(res["missing"])  # type: ignore[arg-type]
+        reasons.update(results[n]["missing"])
     lines += [f"\n{name}: missing — {why}" for name, why in reasons.items()]
     return "\n".join(lines)

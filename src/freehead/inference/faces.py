@@ -3,7 +3,9 @@ crop the way the training crops were cut, and read it with E_can and E_gaze.
 
 ``FaceReader`` is the per-frame perception of inference. For a video it tracks from frame
 to frame, keeps following the chosen face when there are several, and smooths the crop
-box causally (so a live stream works the same).
+box causally (so a live stream works the same). ``CropReader`` reads images that already
+are aligned face crops (a dataset's, or VoxCeleb-style clips): no tracking, the whole
+image is the crop.
 """
 
 from __future__ import annotations
@@ -11,10 +13,13 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 import torch
 
+from freehead.errors import FreeheadError
 from freehead.inference.motion import FaceMotion
+from freehead.inference.networks import FaceNetworks
 from freehead.inference.smoothing import OneEuroFilter, SmoothingConfig
 from freehead.perception.crop import CropConfig, boxes_from_pose, crop_image
 from freehead.perception.shape import MeanShape, fit_head_pose
@@ -54,9 +59,7 @@ class FaceReader:
 
     def __init__(
         self,
-        e_can,
-        e_gaze,
-        crop_size: int,
+        networks: FaceNetworks,
         video: bool,
         face_index: int = 0,
         fps: float = 25.0,
@@ -65,9 +68,9 @@ class FaceReader:
         name: str = "input",
     ):
         if face_index < 0:
-            raise ValueError("face index must be >= 0")
-        self.e_can, self.e_gaze = e_can, e_gaze
-        self.crop_size = crop_size
+            raise FreeheadError("the face index must be >= 0")
+        self.networks = networks
+        self.crop_size = networks.size
         self.video = video
         self.face_index = face_index
         self.name = name
@@ -135,29 +138,18 @@ class FaceReader:
         return self._box_filter(box * self._box_unit) / self._box_unit
 
     # ------------------------------------------------------------------ reading
-    @torch.inference_mode()
-    def read_crop(self, crop: np.ndarray) -> tuple[np.ndarray, np.ndarray, FaceMotion]:
-        """E_can and E_gaze on one ``(S, S, 3)`` crop -> keypoints, canonical, motion."""
-        from freehead.models.backbone import to_network_input
-
-        pred = self.e_can(self.e_can.prepare(crop))
-        eyes = self.e_gaze.predict(to_network_input(crop), pred.keypoints)
-        motion = FaceMotion.from_prediction(pred, eyes.eye_gaze[0].double().numpy())
-        return (
-            pred.keypoints[0].double().numpy(),
-            pred.canonical[0].double().numpy(),
-            motion,
-        )
-
     def __call__(self, frame: np.ndarray) -> FaceReading | None:
         """Read the chosen face of one ``(H, W, 3)`` uint8 RGB frame (None: no face)."""
-        landmarks, count = self.landmarks(frame)
+        clock = self.networks.clock
+        with clock.stage("tracking"):
+            landmarks, count = self.landmarks(frame)
         if landmarks is None:
             return None
-        box = self.box(landmarks)
-        crop = crop_image(frame, box, self.crop_size)
-        keypoints, canonical, motion = self.read_crop(crop)
-        return FaceReading(box, crop, keypoints, canonical, motion, count)
+        with clock.stage("crop"):
+            box = self.box(landmarks)
+            crop = crop_image(frame, box, self.crop_size)
+        read = self.networks.read_crop(crop)
+        return FaceReading(box, crop, read.keypoints, read.canonical, read.motion, count)
 
     def close(self) -> None:
         if self._tracker is not None:
@@ -169,6 +161,40 @@ class FaceReader:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class CropReader:
+    """Reads images that are aligned face crops, as a dataset's crops are: the image is
+    resized to the networks' crop side when it differs (area filter) and read whole; its
+    box is the whole image. Same calls as :class:`FaceReader`."""
+
+    last_count = 1
+
+    def __init__(self, networks: FaceNetworks, name: str = "input"):
+        self.networks = networks
+        self.name = name
+
+    def __call__(self, image: np.ndarray) -> FaceReading:
+        h, w = image.shape[:2]
+        if h != w:
+            raise FreeheadError(f"{self.name} is {w}x{h}: an aligned face crop is square")
+        size = self.networks.size
+        crop = image
+        if h != size:
+            with self.networks.clock.stage("crop"):
+                crop = cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA)
+        read = self.networks.read_crop(crop)
+        box = np.array([w / 2, h / 2, w], np.float64)
+        return FaceReading(box, crop, read.keypoints, read.canonical, read.motion, 1)
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> CropReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
 
 
 def search_windows(tracker: FaceTracker, image: np.ndarray) -> Detection:

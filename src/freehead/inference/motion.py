@@ -1,5 +1,5 @@
 """Face motion at inference: what E_can and E_gaze read from a face, how a driver's motion
-is put on a source (absolute or relative), pose overrides, and gaze targets.
+is put on a source (absolute or relative), and pose overrides.
 
 All quantities are in crop coordinates (see :mod:`freehead.geometry`). Expression is kept
 in the head frame (``d_head = R^T d / s``) so that it can be carried to another head pose,
@@ -9,14 +9,11 @@ their sockets as the driver's do.
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from freehead.errors import FreeheadError
 from freehead.geometry import (
     adapt,
     angles_from_gaze,
@@ -154,99 +151,3 @@ def relative_motion(source: FaceMotion, driver: FaceMotion, driver_first: FaceMo
         expression=source.expression + driver.expression - driver_first.expression,
         eye_gaze=driver.eye_gaze,
     )
-
-
-# -------------------------------------------------------------------------- gaze
-
-
-@dataclass(frozen=True)
-class GazeControl:
-    """Where the output's eyes look.
-
-    ``mode``: ``"transfer"`` (the driver's gaze, relative to the head), ``"camera"`` (into
-    the camera), ``"fixed"`` (``angles`` (pitch, yaw) in degrees, camera frame) or
-    ``"path"`` (``path`` ``(N, 3)`` rows of frame, pitch, yaw; linear in between, held
-    beyond the ends).
-    """
-
-    mode: str = "transfer"
-    angles: tuple[float, float] = (0.0, 0.0)
-    path: np.ndarray | None = None
-
-    @classmethod
-    def parse(cls, text: str) -> GazeControl:
-        """``transfer``, ``camera``, ``PITCH,YAW`` (degrees) or a CSV file of
-        ``frame,pitch,yaw`` rows (a header line is allowed)."""
-        t = text.strip()
-        if t in ("transfer", "camera"):
-            return cls(mode=t)
-        parts = t.split(",")
-        if len(parts) == 2:
-            try:
-                pitch, yaw = float(parts[0]), float(parts[1])
-            except ValueError:
-                pass
-            else:
-                _check_angles(pitch, yaw)
-                return cls(mode="fixed", angles=(pitch, yaw))
-        if t.lower().endswith(".csv"):
-            return cls(mode="path", path=read_gaze_path(Path(t)))
-        raise FreeheadError(
-            f"--gaze {text!r}: expected transfer, camera, PITCH,YAW in degrees or a .csv file"
-        )
-
-    def target(self, frame: int) -> np.ndarray | None:
-        """Camera-frame (pitch, yaw) ``(2,)`` for a frame index, or None to keep the
-        transferred gaze."""
-        if self.mode == "transfer":
-            return None
-        if self.mode == "camera":
-            return np.zeros(2)
-        if self.mode == "fixed":
-            return np.asarray(self.angles, np.float64)
-        assert self.path is not None
-        f = self.path[:, 0]
-        return np.array(
-            [np.interp(frame, f, self.path[:, 1]), np.interp(frame, f, self.path[:, 2])]
-        )
-
-
-MAX_GAZE_DEG = 60.0
-"""Requested gaze angles beyond this are refused: eyes do not turn that far."""
-
-
-def _check_angles(pitch: float, yaw: float) -> None:
-    if not (np.isfinite(pitch) and np.isfinite(yaw)):
-        raise FreeheadError("gaze angles must be finite numbers")
-    if abs(pitch) > MAX_GAZE_DEG or abs(yaw) > MAX_GAZE_DEG:
-        raise FreeheadError(
-            f"gaze ({pitch:g}, {yaw:g}) is beyond ±{MAX_GAZE_DEG:g}°, further than eyes turn"
-        )
-
-
-def read_gaze_path(path: Path) -> np.ndarray:
-    """A gaze path file: rows ``frame,pitch,yaw`` -> ``(N, 3)`` sorted by frame."""
-    if not path.is_file():
-        raise FreeheadError(f"no such gaze path file: {path}")
-    rows = []
-    try:
-        with open(path, newline="") as f:
-            for i, row in enumerate(csv.reader(f)):
-                if not row or row[0].lstrip().startswith("#"):
-                    continue
-                try:
-                    rows.append([float(v) for v in row[:3]] if len(row) >= 3 else None)
-                except ValueError:
-                    if i == 0:  # a header
-                        continue
-                    raise FreeheadError(f"{path}: line {i + 1} is not frame,pitch,yaw") from None
-                if rows[-1] is None:
-                    raise FreeheadError(f"{path}: line {i + 1} is not frame,pitch,yaw")
-    except UnicodeDecodeError:
-        raise FreeheadError(f"{path} is not a text CSV file") from None
-    if not rows:
-        raise FreeheadError(f"{path} holds no frame,pitch,yaw rows")
-    table = np.array(rows, np.float64)
-    for _, pitch, yaw in table:
-        _check_angles(pitch, yaw)
-    return table[np.argsort(table[:, 0], kind="stable")]

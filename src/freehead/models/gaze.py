@@ -31,14 +31,11 @@ from torch import Tensor, nn
 from freehead.checkpoint import load_model
 from freehead.geometry import angles_from_gaze, gaze_from_eye_mesh
 from freehead.models.backbone import Encoder
+from freehead.models.shipped import model_file
 from freehead.perception.eyes import TEMPLATE
 
 # 68-keypoint indices of the eye corners: (outer, inner) for eye 0 (image left), eye 1.
 EYE_CORNER_KEYPOINTS = ((36, 39), (45, 42))
-
-
-SHIPPED = Path(__file__).resolve().parents[1] / "assets" / "models" / "gaze_estimator.safetensors"
-"""The model file shipped with freehead (see docs/models.md)."""
 
 
 @dataclass(frozen=True)
@@ -186,7 +183,7 @@ class GazeEstimator(nn.Module):
         """Load a model file (``RUN/model.safetensors`` or a training checkpoint); None
         loads the one shipped with freehead."""
         return load_model(
-            cls, GazeEstimatorConfig, "gaze", Path(path) if path is not None else SHIPPED
+            cls, GazeEstimatorConfig, "gaze", model_file("gaze") if path is None else Path(path)
         )
 
     @torch.no_grad()

@@ -31,8 +31,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from freehead.checkpoint import load_model
-
-SHIPPED = Path(__file__).resolve().parents[1] / "assets" / "models" / "generator.safetensors"
+from freehead.models.shipped import model_file
 
 
 @dataclass(frozen=True)
@@ -266,7 +265,10 @@ class Generator(nn.Module):
     def from_pretrained(cls, path: str | Path | None = None) -> Generator:
         """Load a model file (or training checkpoint); None loads the shipped one."""
         return load_model(
-            cls, GeneratorConfig, "generator", Path(path) if path is not None else SHIPPED
+            cls,
+            GeneratorConfig,
+            "generator",
+            model_file("generator") if path is None else Path(path),
         )
 
     def encode_sources(self, images: Tensor, sketches: Tensor) -> SourceFeatures:

@@ -19,12 +19,8 @@ from torch import Tensor, nn
 from freehead.checkpoint import load_model
 from freehead.geometry import canonicalise, rotation_from_6d, rotation_to_6d
 from freehead.models.backbone import Encoder, to_network_input
+from freehead.models.shipped import model_file
 from freehead.perception.keypoints import NUM_KEYPOINTS
-
-SHIPPED = (
-    Path(__file__).resolve().parents[1] / "assets" / "models" / "keypoint_estimator.safetensors"
-)
-"""The model file shipped with freehead (see docs/models.md)."""
 
 
 @dataclass(frozen=True)
@@ -87,7 +83,10 @@ class KeypointEstimator(nn.Module):
         """Load a model file (``RUN/model.safetensors`` or a training checkpoint); None
         loads the one shipped with freehead."""
         return load_model(
-            cls, KeypointEstimatorConfig, "keypoints", Path(path) if path is not None else SHIPPED
+            cls,
+            KeypointEstimatorConfig,
+            "keypoints",
+            model_file("keypoints") if path is None else Path(path),
         )
 
     @torch.no_grad()

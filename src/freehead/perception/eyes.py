@@ -1,4 +1,4 @@
-"""Eye meshes and gaze pseudo-labels by an eyeball fit (DESIGN §4).
+"""Eye meshes and gaze pseudo-labels by an eyeball fit (docs/data.md, "Eyes and gaze").
 
 The model, in head units (1 IOD = the distance between the outer eye corners, ~90 mm on
 an adult):
@@ -8,7 +8,7 @@ an adult):
   midpoint of that eye's two corners (so it follows the person, not an average face),
   moved by the head model's ``eyeball_offset``: ``EYEBALL_DEPTH_IOD`` behind the corners
   in z, and in x and y calibrated on footage of people looking into the camera
-  (:func:`freehead.perception.shape.build_mean_shape`);
+  (:func:`freehead.perception.mean_shape_build.build_mean_shape`);
 * the iris centre lies on the sphere's front at ``IRIS_DISTANCE_IOD`` from the centre
   (an iris of 6 mm radius at 30° from the gaze axis);
 * gaze is the unit vector from the eyeball centre to the iris centre lifted onto that

@@ -40,6 +40,32 @@ def flag_of(num_faces: int) -> int:
 
 
 @dataclass(frozen=True)
+class LabelSummary:
+    """Ranges and quality figures of a clip's labels (``preprocess --json``; docs/data.md).
+
+    Ranges are ``(min, max)`` in degrees and means are over frames with one face (gaze and
+    binocular disagreement: with both eyes open too); ``None`` where there is no such
+    frame. ``crop_jitter_px`` is the mean frame-to-frame move of the crop centre and
+    ``crop_size_px`` the mean crop size, in source pixels.
+    """
+
+    frames: int
+    frames_with_face: int
+    frames_no_face: int
+    frames_several_faces: int
+    frames_eyes_closed: int
+    yaw_range: tuple[float, float] | None
+    pitch_range: tuple[float, float] | None
+    roll_range: tuple[float, float] | None
+    gaze_pitch_range: tuple[float, float] | None
+    gaze_yaw_range: tuple[float, float] | None
+    binocular_disagreement_deg: float | None
+    binocular_disagreement_all_frames_deg: float | None
+    crop_jitter_px: float | None
+    crop_size_px: float | None
+
+
+@dataclass(frozen=True)
 class ClipLabels:
     """Per-frame labels of one clip (T frames). Shapes:
 
@@ -103,13 +129,13 @@ class ClipLabels:
         except (OSError, KeyError, ValueError) as e:
             raise FreeheadError(f"cannot read labels from {path}: {e}") from e
 
-    def summary(self) -> dict[str, object]:
+    def summary(self) -> LabelSummary:
         """Ranges and quality figures over the valid frames (for ``preprocess --json``)."""
         v = self.valid
         both_open = v & self.eyes_open
 
-        def rng(a: np.ndarray) -> list[float] | None:
-            return [round(float(a.min()), 2), round(float(a.max()), 2)] if a.size else None
+        def rng(a: np.ndarray) -> tuple[float, float] | None:
+            return (round(float(a.min()), 2), round(float(a.max()), 2)) if a.size else None
 
         disagreement = angle_between_deg(
             torch.from_numpy(self.eye_gaze[..., 0, :]), torch.from_numpy(self.eye_gaze[..., 1, :])
@@ -119,22 +145,22 @@ class ClipLabels:
         def mean(a: np.ndarray) -> float | None:
             return round(float(a.mean()), 3) if a.size else None
 
-        return {
-            "frames": len(self.flags),
-            "frames_with_face": int(v.sum()),
-            "frames_no_face": int((self.flags == FLAG_NO_FACE).sum()),
-            "frames_several_faces": int((self.flags == FLAG_SEVERAL_FACES).sum()),
-            "frames_eyes_closed": int((v & ~self.eyes_open).sum()),
-            "yaw_range": rng(self.head_angles[v, 0]),
-            "pitch_range": rng(self.head_angles[v, 1]),
-            "roll_range": rng(self.head_angles[v, 2]),
-            "gaze_pitch_range": rng(self.gaze[both_open, 0]),
-            "gaze_yaw_range": rng(self.gaze[both_open, 1]),
-            "binocular_disagreement_deg": mean(disagreement[both_open]),
-            "binocular_disagreement_all_frames_deg": mean(disagreement[v]),
-            "crop_jitter_px": mean(centre_steps),
-            "crop_size_px": mean(self.box[:, 2]),
-        }
+        return LabelSummary(
+            frames=len(self.flags),
+            frames_with_face=int(v.sum()),
+            frames_no_face=int((self.flags == FLAG_NO_FACE).sum()),
+            frames_several_faces=int((self.flags == FLAG_SEVERAL_FACES).sum()),
+            frames_eyes_closed=int((v & ~self.eyes_open).sum()),
+            yaw_range=rng(self.head_angles[v, 0]),
+            pitch_range=rng(self.head_angles[v, 1]),
+            roll_range=rng(self.head_angles[v, 2]),
+            gaze_pitch_range=rng(self.gaze[both_open, 0]),
+            gaze_yaw_range=rng(self.gaze[both_open, 1]),
+            binocular_disagreement_deg=mean(disagreement[both_open]),
+            binocular_disagreement_all_frames_deg=mean(disagreement[v]),
+            crop_jitter_px=mean(centre_steps),
+            crop_size_px=mean(self.box[:, 2]),
+        )
 
 
 def label_clip(

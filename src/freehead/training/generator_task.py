@@ -1,5 +1,6 @@
 """Training G on the shared loop: hinge GAN with D_I and D_M, feature matching and a
-perceptual loss on the output and on the warped source (DESIGN §7).
+perceptual loss on the output and on the warped source (docs/generator.md, "Losses and
+training").
 
 Beyond the paper, for the eyes: in a 256² crop gaze lives in a few pixels of iris, which
 whole-image losses barely see, so :class:`EyeLoss` adds L1 + SSIM on the eye patches
@@ -18,6 +19,7 @@ about 1% of the inter-ocular distance and 2.7°, docs/models.md), drawn by the s
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
@@ -28,6 +30,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from freehead.data.frames import ClipFrames, FrameRef
 from freehead.errors import FreeheadError
 from freehead.geometry import gaze_from_angles, gaze_from_eye_mesh
 from freehead.io_utils import atomic_path
@@ -36,7 +39,7 @@ from freehead.models.critics import CriticConfig, Critics
 from freehead.models.gaze import GazeEstimator, cut_eye_patches, eye_frames
 from freehead.models.generator import Generator, GeneratorConfig
 from freehead.perception.eyes import TEMPLATE
-from freehead.training.data import AugmentConfig, ClipFrames, FrameRef, GeneratorPairs
+from freehead.training.data import AugmentConfig, GeneratorPairs
 from freehead.training.gan_losses import (
     PerceptualLoss,
     feature_matching_loss,
@@ -44,7 +47,7 @@ from freehead.training.gan_losses import (
     hinge_generator_loss,
     ssim_map,
 )
-from freehead.training.loop import Task, TrainConfig, check_finite, clip_gradients
+from freehead.training.loop import Task, TrainConfig, descend
 from freehead.training.losses import angular_error_deg
 from freehead.visualize import grid
 
@@ -139,6 +142,39 @@ class EyeLoss(nn.Module):
         return (error * weight).sum() / weight.sum().clamp_min(1.0)
 
 
+_Judge = Callable[[Tensor], tuple[list[list[Tensor]], list[list[Tensor]]]]
+"""The critics on a batch of images: (scores and features of the images, of the targets)."""
+
+
+def _render(generator: Any, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor, Tensor]:
+    """G's renderings of a batch's B targets: ``(B, 3, S, S)``, or with redirection
+    ``(2B, 3, S, S)`` (each target, then each redirected one); the warped sources of the
+    first B; and the sketches the renderings were drawn from."""
+    sketch = batch["target_sketch"]
+    sources, source_sketches, sketches = (
+        batch["source_image"], batch["source_sketch"], sketch)  # fmt: skip
+    if "redirect_sketch" in batch:
+        sources, source_sketches = torch.cat([sources] * 2), torch.cat([source_sketches] * 2)
+        sketches = torch.cat([sketch, batch["redirect_sketch"]])
+    rendered = generator(sources, source_sketches, sketches)
+    return rendered.image, rendered.warped.image[: sketch.shape[0]], sketches
+
+
+def _judge(critics: Any, batch: dict[str, Tensor], sketches: Tensor, n: int) -> _Judge:
+    """The critics on ``n`` rendered images drawn from ``sketches``, each call judging them
+    together with the batch's real targets."""
+    target, sketch, kp = batch["target_image"], batch["target_sketch"], batch["target_keypoints"]
+    fake_kp = kp.repeat(n // kp.shape[0], 1, 1)
+
+    def judge(images: Tensor) -> tuple[list[list[Tensor]], list[list[Tensor]]]:
+        """Critic scores and features of (images, target): (fake part, real part)."""
+        scores = critics(torch.cat([images, target]), torch.cat([sketches, sketch]),
+                         torch.cat([fake_kp, kp]))  # fmt: skip
+        return [[t[:n] for t in c] for c in scores], [[t[n:] for t in c] for c in scores]
+
+    return judge
+
+
 class GeneratorTraining(nn.Module):
     """What trains: G and its critics."""
 
@@ -203,35 +239,31 @@ class GeneratorTask(Task):
         target twice in one pass (its own sketch, then the redirected one); the critics
         judge both renderings, and feature matching pairs only the first with the real
         frame, which it is a picture of."""
-        w = self.config.loss
-        g, d = wrapped.generator, wrapped.critics
-        target, sketch, kp = (
-            batch["target_image"],
-            batch["target_sketch"],
-            batch["target_keypoints"],
-        )
-        b = target.shape[0]
+        target = batch["target_image"]
         # VGG19 (when there is one) and E_gaze live where the batch does
         self.perceptual.to(target.device)
         self.eyes.to(target.device)
-        redirect = "redirect_sketch" in batch
-        sources, source_sketches, sketches = (
-            batch["source_image"], batch["source_sketch"], sketch)  # fmt: skip
-        if redirect:
-            sources, source_sketches = torch.cat([sources] * 2), torch.cat([source_sketches] * 2)
-            sketches = torch.cat([sketch, batch["redirect_sketch"]])
-        rendered = g(sources, source_sketches, sketches)
-        fakes = rendered.image  # (B or 2B, 3, S, S)
-        out, warped = fakes[:b], rendered.warped.image[:b]
-        n = fakes.shape[0]
-        fake_kp = kp.repeat(n // b, 1, 1)
+        fakes, warped, sketches = _render(wrapped.generator, batch)
+        judge = _judge(wrapped.critics, batch, sketches, fakes.shape[0])
+        terms = self._generator_terms(batch, fakes, warped, judge)
+        loss_g = sum(getattr(self.config.loss, k) * v for k, v in terms.items())
+        descend(optimizers["generator"], loss_g, self.config.train.grad_clip)
 
-        def judge(images: Tensor) -> tuple[list[list[Tensor]], list[list[Tensor]]]:
-            """Critic scores and features of (images, target): (fake part, real part)."""
-            scores = d(torch.cat([images, target]), torch.cat([sketches, sketch]),
-                       torch.cat([fake_kp, kp]))  # fmt: skip
-            return [[t[:n] for t in c] for c in scores], [[t[n:] for t in c] for c in scores]
+        # critic step
+        fake, real = judge(fakes.detach())
+        loss_d = hinge_critic_loss(real, fake)
+        descend(optimizers["critics"], loss_d, self.config.train.grad_clip)
+        with torch.no_grad():
+            l1 = (fakes[: target.shape[0]] - target).abs().mean()
+        return {**terms, "loss": loss_g.detach(), "critic": loss_d.detach(), "l1": l1}
 
+    def _generator_terms(
+        self, batch: dict[str, Tensor], fakes: Tensor, warped: Tensor, judge: _Judge
+    ) -> dict[str, Tensor]:
+        """G's loss terms, unweighted (see :class:`GeneratorLossWeights`)."""
+        target, kp = batch["target_image"], batch["target_keypoints"]
+        b = target.shape[0]
+        out = fakes[:b]
         fake, real = judge(fakes)
         terms = {
             "adversarial": hinge_generator_loss(fake),
@@ -240,29 +272,12 @@ class GeneratorTask(Task):
             "warped_perceptual": self.perceptual(warped, target),
             **self.eyes(out, target, kp),
         }
-        if redirect:
+        if "redirect_sketch" in batch:
             terms["redirect_gaze"] = self.eyes.gaze_towards(
                 fakes[b:], kp, batch["redirect_gaze"], batch["target_eyes_open"]
             )
             terms["redirect_stability"] = (fakes[b:] - out.detach()).abs().mean()
-        loss_g = sum(getattr(w, k) * v for k, v in terms.items())
-        check_finite(loss_g)
-        optimizers["generator"].zero_grad(set_to_none=True)
-        loss_g.backward()
-        clip_gradients(optimizers["generator"], self.config.train.grad_clip)
-        optimizers["generator"].step()
-
-        # critic step
-        fake, real = judge(fakes.detach())
-        loss_d = hinge_critic_loss(real, fake)
-        check_finite(loss_d)
-        optimizers["critics"].zero_grad(set_to_none=True)
-        loss_d.backward()
-        clip_gradients(optimizers["critics"], self.config.train.grad_clip)
-        optimizers["critics"].step()
-        with torch.no_grad():
-            l1 = (out - target).abs().mean()
-        return {**terms, "loss": loss_g.detach(), "critic": loss_d.detach(), "l1": l1}
+        return terms
 
     def validation_pairs(self) -> tuple[GeneratorPairs, list[tuple[FrameRef, list[FrameRef]]]]:
         """Fixed held-out pairs: each clip's first frame as the source, evenly spaced

@@ -1,4 +1,4 @@
-"""The training loop every part shares (E_can, E_gaze, and later G).
+"""The training loop every part shares (E_can, E_gaze and G).
 
 One command per part, ``freehead train PART --data DATASET --out RUN [--config FILE]``,
 runs on one process or under ``torchrun`` (DDP: gloo on CPU, nccl on GPU) unchanged.
@@ -121,11 +121,7 @@ class Task(ABC):
         minimises :meth:`losses` with the one optimiser."""
         (optimizer,) = optimizers.values()
         terms = self.losses(wrapped, batch)
-        check_finite(terms["loss"])
-        optimizer.zero_grad(set_to_none=True)
-        terms["loss"].backward()
-        clip_gradients(optimizer, self.config.train.grad_clip)
-        optimizer.step()
+        descend(optimizer, terms["loss"], self.config.train.grad_clip)
         return terms
 
     def run_info(self) -> dict[str, Any]:
@@ -162,6 +158,16 @@ def clip_gradients(optimizer: torch.optim.Optimizer, max_norm: float) -> None:
     if max_norm > 0:
         params = [p for g in optimizer.param_groups for p in g["params"]]
         nn.utils.clip_grad_norm_(params, max_norm)
+
+
+def descend(optimizer: torch.optim.Optimizer, loss: Tensor, max_norm: float) -> None:
+    """One step of ``optimizer`` down ``loss`` (checked finite), its gradients clipped to
+    ``max_norm`` (0: not clipped)."""
+    check_finite(loss)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    clip_gradients(optimizer, max_norm)
+    optimizer.step()
 
 
 @dataclass(frozen=True)
@@ -325,23 +331,45 @@ def _train(
     task = task_type(config, dataset)
     task.run_dir = run
     if dist.main:
-        info = {"kind": task.kind, "world_size": dist.world, "device": str(torch.device(
-            "cuda" if torch.cuda.is_available() else "cpu"))} | task.run_info()  # fmt: skip
-        previous = run / "run_info.json"
-        if previous.is_file():  # a resumed run keeps where it started from
-            started_from = json.loads(previous.read_text()).get("init")
-            if started_from:
-                info["init"] = started_from
-        if init is not None and not checkpoint_paths(run):
-            info["init"] = str(init)
-        atomic_write_json(run / "run_info.json", info)
+        _write_run_info(run, task, dist, init)
     device = torch.device(f"cuda:{dist.local_rank}" if torch.cuda.is_available() else "cpu")
 
     torch.manual_seed(cfg.seed)
     model = task.build_model()
     optimizers = task.build_optimizers(model)
     base_lr = {name: [g["lr"] for g in opt.param_groups] for name, opt in optimizers.items()}
-    step = 0
+    step = _resume(run, task, model, optimizers, init, dist)
+    _to_device(model, optimizers, device)
+    state = _RunState(run, task, config, dist, device, model, optimizers)
+    step = _train_steps(state, base_lr, step)
+    return _finish(state, step)
+
+
+def _write_run_info(run: Path, task: Task, dist: Distributed, init: str | Path | None) -> None:
+    """``RUN/run_info.json``: the part, the processes, the device and the task's facts; a
+    resumed run keeps the ``init`` it started from."""
+    info = {"kind": task.kind, "world_size": dist.world, "device": str(torch.device(
+        "cuda" if torch.cuda.is_available() else "cpu"))} | task.run_info()  # fmt: skip
+    previous = run / "run_info.json"
+    if previous.is_file():  # a resumed run keeps where it started from
+        started_from = json.loads(previous.read_text()).get("init")
+        if started_from:
+            info["init"] = started_from
+    if init is not None and not checkpoint_paths(run):
+        info["init"] = str(init)
+    atomic_write_json(run / "run_info.json", info)
+
+
+def _resume(
+    run: Path,
+    task: Task,
+    model: nn.Module,
+    optimizers: dict[str, torch.optim.Optimizer],
+    init: str | Path | None,
+    dist: Distributed,
+) -> int:
+    """Load the newest readable checkpoint of ``run`` into ``model`` and ``optimizers`` and
+    return its step; without one, start from ``init`` (or :meth:`Task.initialise`) at 0."""
     if dist.main:  # leftovers of a checkpoint whose writing was killed
         for tmp in (run / "checkpoints").glob(".step_*"):
             tmp.unlink(missing_ok=True)
@@ -349,15 +377,21 @@ def _train(
         try:
             step = load_training_state(path, model, optimizers, task.kind)
             log.info("resuming %s from %s (step %d)", run, path.name, step)
-            break
+            return step
         except FreeheadError as e:
             log.warning("skipping an unreadable checkpoint: %s", e)
+    if init is not None:
+        init_step = load_training_state(init, model, optimizers, task.kind)
+        log.info("starting %s from %s (step %d of its run)", run, init, init_step)
     else:
-        if init is not None:
-            init_step = load_training_state(init, model, optimizers, task.kind)
-            log.info("starting %s from %s (step %d of its run)", run, init, init_step)
-        else:
-            task.initialise(model)
+        task.initialise(model)
+    return 0
+
+
+def _to_device(
+    model: nn.Module, optimizers: dict[str, torch.optim.Optimizer], device: torch.device
+) -> None:
+    """Move the model and its optimisers' state (but not their step counts) to ``device``."""
     model.to(device)
     for optimizer in optimizers.values():
         for state in optimizer.state.values():
@@ -365,87 +399,135 @@ def _train(
                 if isinstance(v, Tensor) and k != "step":
                     state[k] = v.to(device)
 
-    def wrap(module: nn.Module) -> nn.Module:
-        if not dist.enabled:
+
+@dataclass(frozen=True)
+class _RunState:
+    """What the steps of one process of a run share."""
+
+    folder: Path
+    task: Task
+    config: Any
+    dist: Distributed
+    device: torch.device
+    model: nn.Module
+    optimizers: dict[str, torch.optim.Optimizer]
+
+    def wrap(self, module: nn.Module) -> nn.Module:
+        """``module`` as the task's steps call it: in DDP under torchrun, else as it is."""
+        if not self.dist.enabled:
             return module
         return DistributedDataParallel(
-            module, device_ids=[dist.local_rank] if device.type == "cuda" else None
+            module,
+            device_ids=[self.dist.local_rank] if self.device.type == "cuda" else None,
         )
 
-    wrapped = task.distribute(model, wrap)
+    def loader(self, step: int) -> DataLoader:
+        """The task's training samples in endless batches, this rank's share, continuing
+        (by the sampler's seed) a run resumed at ``step``."""
+        cfg: TrainConfig = self.config.train
+        data_set = self.task.train_dataset()
+        return DataLoader(
+            data_set,
+            batch_size=cfg.batch_size,
+            sampler=InfiniteSampler(
+                len(data_set),
+                seed=cfg.seed * 100003 + step,
+                rank=self.dist.rank,
+                world=self.dist.world,
+            ),
+            num_workers=cfg.workers,
+            persistent_workers=cfg.workers > 0,
+            drop_last=True,
+            pin_memory=self.device.type == "cuda",
+        )
 
-    train_log = CsvLog(run / "train.csv", step) if dist.main else None
-    val_log = CsvLog(run / "val.csv", step) if dist.main else None
-    data_set = task.train_dataset()
-    loader = DataLoader(
-        data_set,
-        batch_size=cfg.batch_size,
-        sampler=InfiniteSampler(
-            len(data_set), seed=cfg.seed * 100003 + step, rank=dist.rank, world=dist.world
-        ),
-        num_workers=cfg.workers,
-        persistent_workers=cfg.workers > 0,
-        drop_last=True,
-        pin_memory=device.type == "cuda",
-    )
-    bar = tqdm(
-        total=cfg.steps,
-        initial=step,
-        desc=f"train {task.kind}",
-        disable=not dist.main,
-        file=sys.stderr,
-        dynamic_ncols=True,
-        unit="step",
-    )
+
+class _LossSums:
+    """The loss terms of the steps since the last row of ``train.csv``."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, float] = {}
+        self.count = 0
+
+    def add(self, terms: dict[str, Tensor]) -> None:
+        for k, v in terms.items():
+            self.sums[k] = self.sums.get(k, 0.0) + float(v.detach())
+        self.count += 1
+
+    def take(self, dist: Distributed) -> dict[str, float]:
+        """The mean of each term over the steps and the ranks (every rank must call it);
+        starts a new sum."""
+        names = sorted(self.sums)
+        means = torch.tensor([self.sums[k] / self.count for k in names], dtype=torch.float64)
+        if dist.enabled:
+            torch_dist.all_reduce(means)
+            means /= dist.world
+        self.sums, self.count = {}, 0
+        return dict(zip(names, means.tolist(), strict=True))
+
+
+def _train_steps(state: _RunState, base_lr: dict[str, list[float]], step: int) -> int:
+    """Train from ``step`` to the configured number of steps, logging, checkpointing and
+    validating on the way; returns the last step."""
+    cfg: TrainConfig = state.config.train
+    wrapped = state.task.distribute(state.model, state.wrap)
+    train_log = CsvLog(state.folder / "train.csv", step) if state.dist.main else None
+    val_log = CsvLog(state.folder / "val.csv", step) if state.dist.main else None
+    loader = state.loader(step)
+    bar = tqdm(total=cfg.steps, initial=step, desc=f"train {state.task.kind}",
+               disable=not state.dist.main, file=sys.stderr, dynamic_ncols=True, unit="step")  # fmt: skip
     # seconds of training so far, over every resumed part of the run
     started = time.time() - float(train_log.last.get("seconds", 0.0) if train_log else 0.0)
-    sums, count = {}, 0
+    losses = _LossSums()
     batches = iter(loader)
     while step < cfg.steps:
-        batch = {k: v.to(device, non_blocking=True) for k, v in next(batches).items()}
+        batch = {k: v.to(state.device, non_blocking=True) for k, v in next(batches).items()}
         lr = cfg.lr_at(step)
-        for name, optimizer in optimizers.items():
+        for name, optimizer in state.optimizers.items():
             for group, base in zip(optimizer.param_groups, base_lr[name], strict=True):
                 group["lr"] = base * lr / cfg.lr
-        model.train()
-        terms = task.train_step(wrapped, batch, optimizers)
+        state.model.train()
+        losses.add(state.task.train_step(wrapped, batch, state.optimizers))
         step += 1
-        for k, v in terms.items():
-            sums[k] = sums.get(k, 0.0) + float(v.detach())
-        count += 1
         bar.update(1)
         if step % cfg.log_every == 0 or step == cfg.steps:
-            means = torch.tensor([sums[k] / count for k in sorted(sums)], dtype=torch.float64)
-            if dist.enabled:
-                torch_dist.all_reduce(means)
-                means /= dist.world
-            row = dict(zip(sorted(sums), means.tolist(), strict=True))
+            row = losses.take(state.dist)
             if train_log is not None:
                 train_log.write({"step": step, "lr": lr, "seconds": time.time() - started} | row)
                 bar.set_postfix(loss=f"{row['loss']:.4g}")
-            sums, count = {}, 0
         if step % cfg.checkpoint_every == 0 or step == cfg.steps:
-            _sync_buffers(model, dist)
-            if dist.main:
-                _save_checkpoint(run, model, optimizers, step, task, config, cfg.keep_checkpoints)
-        if dist.main and (step % cfg.validate_every == 0 or step == cfg.steps):
-            model.eval()
-            with torch.inference_mode():
-                figures = task.validate(model, step)
-            log.info("step %d validation: %s", step, _fmt(figures))
-            assert val_log is not None
-            val_log.write({"step": step} | figures)
+            _sync_buffers(state.model, state.dist)
+            if state.dist.main:
+                _save_checkpoint(state.folder, state.model, state.optimizers, step, state.task, state.config,
+                                 cfg.keep_checkpoints)  # fmt: skip
+        if val_log is not None and (step % cfg.validate_every == 0 or step == cfg.steps):
+            _validate(state, step, val_log)
     bar.close()
-    _sync_buffers(model, dist)
-    final = run / "model.safetensors"
-    if dist.enabled:
-        digests: list[Any] = [None] * dist.world
-        torch_dist.all_gather_object(digests, _weights_digest(model))
-        if dist.main:
+    return step
+
+
+def _validate(state: _RunState, step: int, val_log: CsvLog) -> None:
+    """The task's held-out figures after ``step`` steps, to the log and ``val.csv``."""
+    state.model.eval()
+    with torch.inference_mode():
+        figures = state.task.validate(state.model, step)
+    log.info("step %d validation: %s", step, _fmt(figures))
+    val_log.write({"step": step} | figures)
+
+
+def _finish(state: _RunState, step: int) -> Path:
+    """Make the ranks' models agree (and check that they do), and write the final model
+    file (rank 0); returns its path."""
+    _sync_buffers(state.model, state.dist)
+    final = state.folder / "model.safetensors"
+    if state.dist.enabled:
+        digests: list[Any] = [None] * state.dist.world
+        torch_dist.all_gather_object(digests, _weights_digest(state.model))
+        if state.dist.main:
             atomic_write_json(
-                run / "ranks.json",
+                state.folder / "ranks.json",
                 {
-                    "world_size": dist.world,
+                    "world_size": state.dist.world,
                     "step": step,
                     "digests": digests,
                     "identical": len(set(digests)) == 1,
@@ -453,9 +535,9 @@ def _train(
             )
             if len(set(digests)) != 1:
                 raise FreeheadError(f"ranks ended with different weights: {digests}")
-    if dist.main:
-        network, _ = task.export(model)
-        save_model(final, network.cpu(), task.kind, config.model)
+    if state.dist.main:
+        network, _ = state.task.export(state.model)
+        save_model(final, network.cpu(), state.task.kind, state.config.model)
         log.info("wrote %s", final)
     return final
 

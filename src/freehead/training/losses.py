@@ -1,4 +1,5 @@
-"""The estimators' losses (Free-HeadGAN §3.1-3.2, DESIGN §7).
+"""The estimators' losses (Free-HeadGAN §3.1-3.2; docs/training.md, "What the estimators
+learn").
 
 Squared norms are summed over coordinates and averaged over keypoints and the batch, so
 each term is "mean squared distance per keypoint"; L1 terms are averaged over every

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from freehead.data.frames import ClipFrames
 from freehead.evaluation.estimators import evaluate_estimators
 from freehead.models.gaze import (
     GazeEstimator,
@@ -20,7 +21,7 @@ from freehead.models.keypoints import (
     KeypointEstimatorConfig,
     KeypointPrediction,
 )
-from freehead.training.data import AugmentConfig, ClipFrames, EyeSamples, KeypointPairs
+from freehead.training.data import AugmentConfig, EyeSamples, KeypointPairs
 from freehead.training.loop import Task, TrainConfig
 from freehead.training.losses import (
     GazeLossWeights,
@@ -101,7 +102,7 @@ class KeypointTask(Task):
         assert isinstance(model, KeypointEstimator)
         frames = ClipFrames(self.dataset, "heldout")
         refs = frames.evenly_spaced(self.config.train.validation_frames)
-        return evaluate_estimators(frames, refs, keypoint_model=model)
+        return evaluate_estimators(frames, refs, keypoint_model=model).to_json()
 
 
 # ---------------------------------------------------------------------------- E_gaze
@@ -162,7 +163,7 @@ class GazeTask(Task):
         assert isinstance(model, GazeEstimator)
         frames = ClipFrames(self.dataset, "heldout", need_open_eyes=True)
         refs = frames.evenly_spaced(self.config.train.validation_frames)
-        return evaluate_estimators(frames, refs, gaze_model=model)
+        return evaluate_estimators(frames, refs, gaze_model=model).to_json()
 
 
 def _tasks() -> dict[str, type[Task]]:

@@ -1,5 +1,6 @@
 """File-to-file jobs behind the CLI's inference commands: read the inputs, run a
-:class:`~freehead.pipeline.Reenactor` mode, stream frames to the output with progress.
+:class:`~freehead.inference.reenactor.Reenactor` mode, stream frames to the output with
+progress.
 
 Every job checks its output path first (type, ``overwrite``) and writes atomically, so
 a failure leaves what the user had untouched.
@@ -7,20 +8,32 @@ a failure leaves what the user had untouched.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 from tqdm import tqdm
 
+from freehead.apps.video import VIDEO_OUTPUTS, check_output, write_image, write_video
 from freehead.errors import FreeheadError
-from freehead.inference.motion import GazeControl
-from freehead.inference.output import VIDEO_OUTPUTS, VideoWriter, check_output, write_image
+from freehead.inference.gaze import GazeControl
+from freehead.inference.reenactor import PreparedSource, ReenactOptions, Reenactor
 from freehead.media import IMAGE_EXTENSIONS, FrameSource, open_frames, read_image
-from freehead.pipeline import ReenactOptions, Reenactor
 
 IMAGE_OUTPUTS = frozenset(IMAGE_EXTENSIONS)
+
+
+@dataclass(frozen=True)
+class JobResult:
+    """What a job wrote: ``output`` path, ``frames`` (1 for an image), the video's
+    ``fps`` (None for an image) and, for a free-view grid, its ``views``."""
+
+    output: str
+    frames: int
+    fps: float | None = None
+    views: int | None = None
 
 
 def _frames(
@@ -28,10 +41,10 @@ def _frames(
 ) -> Iterator[np.ndarray]:
     """A video's frames from ``start`` (at most ``max_frames``), with a progress bar."""
     if start < 0 or (max_frames is not None and max_frames < 1):
-        raise FreeheadError("--start must be >= 0 and --max-frames >= 1")
+        raise FreeheadError("the first frame must be >= 0 and the frame count >= 1")
     if start >= source.num_frames:
         raise FreeheadError(
-            f"{source.path} has {source.num_frames} frames; --start {start} is past its end"
+            f"{source.path} has {source.num_frames} frames; frame {start} is past its end"
         )
     total = source.num_frames - start
     if max_frames is not None:
@@ -46,16 +59,6 @@ def _frames(
     return gen()
 
 
-def _write_frames(out: Path, frames: Iterable[np.ndarray], fps: float, audio: Path | None,
-                  start: int = 0) -> int:  # fmt: skip
-    """Write frames to a video -> frame count. ``audio`` is copied in when it has any,
-    from the time of frame ``start``, so that it stays in sync."""
-    with VideoWriter(out, fps, audio_from=audio, audio_offset=start / fps) as writer:
-        for frame in frames:
-            writer.write(frame)
-    return writer.frames
-
-
 def reenact_file(
     reenactor: Reenactor,
     sources: Sequence[str | Path],
@@ -67,7 +70,7 @@ def reenact_file(
     start: int = 0,
     max_frames: int | None = None,
     progress: bool = False,
-) -> dict[str, object]:
+) -> JobResult:
     """Reenact source image(s) with a driving video (or image); write a video (or image)."""
     driver = open_frames(driving)
     single = driver.kind == "image"
@@ -75,15 +78,13 @@ def reenact_file(
     source_images = [_read_source(Path(p)) for p in sources]
     src = reenactor.prepare_source(source_images, source_face_index, [str(p) for p in sources])
     if single:
-        image = reenactor.reenact(src, read_image(driving), options)
-        write_image(out, image)  # type: ignore[arg-type]
-        return {"output": str(out), "frames": 1}
+        (image,) = reenactor.reenact_frames(src, [read_image(driving)], options)
+        write_image(out, image)
+        return JobResult(str(out), 1)
     frames = _frames(driver, start, max_frames, progress, "reenact")
     results = reenactor.reenact_frames(src, frames, options, driver.fps)
-    n = _write_frames(
-        out, results, driver.fps, Path(driving) if driver.kind == "video" else None, start
-    )
-    return {"output": str(out), "frames": n, "fps": driver.fps}
+    audio = Path(driving) if driver.kind == "video" else None
+    return JobResult(str(out), write_video(out, results, driver.fps, audio, start), driver.fps)
 
 
 def _read_source(path: Path) -> np.ndarray:
@@ -104,7 +105,7 @@ def gaze_file(
     start: int = 0,
     max_frames: int | None = None,
     progress: bool = False,
-) -> dict[str, object]:
+) -> JobResult:
     """Turn the eyes of an image or a video (eye contact: ``GazeControl("camera")``)."""
     media = open_frames(path)
     if media.kind == "image":
@@ -112,13 +113,14 @@ def gaze_file(
         if control.mode == "path":
             raise FreeheadError("a gaze path (.csv) needs a video, not an image")
         image = reenactor.look(read_image(path), control, face_index, name=str(path))
+        assert isinstance(image, np.ndarray)
         write_image(out, image)
-        return {"output": str(out), "frames": 1}
+        return JobResult(str(out), 1)
     out = check_output(out, VIDEO_OUTPUTS, overwrite)
     frames = _frames(media, start, max_frames, progress, "gaze")
     results = reenactor.look(frames, control, face_index, media.fps)
-    n = _write_frames(out, results, media.fps, Path(path) if media.kind == "video" else None, start)
-    return {"output": str(out), "frames": n, "fps": media.fps}
+    audio = Path(path) if media.kind == "video" else None
+    return JobResult(str(out), write_video(out, results, media.fps, audio, start), media.fps)
 
 
 def freeview_file(
@@ -130,7 +132,7 @@ def freeview_file(
     overwrite: bool = False,
     fps: float = 25.0,
     seconds: float = 4.0,
-) -> dict[str, object]:
+) -> JobResult:
     """A free-view sweep of one image: a grid (rows = pitch, columns = yaw) as an image,
     or, for a video output, the head turning through the yaws and pitches (a loop)."""
     out = check_output(out, IMAGE_OUTPUTS | VIDEO_OUTPUTS, overwrite)
@@ -138,7 +140,7 @@ def freeview_file(
     if out.suffix.lower() in IMAGE_OUTPUTS:
         grid = freeview_grid(reenactor, source, yaws, pitches)
         write_image(out, grid)
-        return {"output": str(out), "views": len(yaws) * len(pitches)}
+        return JobResult(str(out), 1, views=len(yaws) * len(pitches))
     n = max(2, round(fps * seconds))
     t = np.arange(n) / n * 2 * np.pi
     yaw_path = np.interp(np.sin(t), [-1, 1], [min(yaws), max(yaws)])
@@ -147,11 +149,10 @@ def freeview_file(
         reenactor.free_view(source, yaw=float(y), pitch=float(p))
         for y, p in zip(yaw_path, pitch_path, strict=True)
     )
-    count = _write_frames(out, frames, fps, None)
-    return {"output": str(out), "frames": count, "fps": fps}
+    return JobResult(str(out), write_video(out, frames, fps), fps)
 
 
-def freeview_grid(reenactor: Reenactor, source, yaws: Sequence[float],
+def freeview_grid(reenactor: Reenactor, source: PreparedSource, yaws: Sequence[float],
                   pitches: Sequence[float]) -> np.ndarray:  # fmt: skip
     """Crops of the source at each (pitch, yaw), captioned, rows = pitches."""
     rows = []

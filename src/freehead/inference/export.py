@@ -13,7 +13,7 @@ Four graphs, each with a dynamic batch:
   with M sources uses ``generator_frame_mM.onnx``, exported when first needed.
 
 ``manifest.json`` records the graphs, the opset, the model files they came from (with
-their SHA-256) and, after :func:`check_graphs`, the largest difference from PyTorch.
+their SHA-256) and, after the check of ``freehead export-onnx`` (:mod:`freehead.apps.export`), the largest difference from PyTorch.
 """
 
 from __future__ import annotations
@@ -23,11 +23,9 @@ import logging
 import warnings
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 
-from freehead.errors import FreeheadError
 from freehead.io_utils import atomic_path, atomic_write_json, sha256_file
 
 log = logging.getLogger(__name__)
@@ -107,82 +105,37 @@ def export_frame_graph(g, m: int, out: Path) -> Path:
     return path
 
 
-def export_models(reenactor, out: str | Path, model_files: dict[str, Path] | None = None) -> dict:
-    """Export a :class:`~freehead.pipeline.Reenactor`'s networks into ``out``; returns the
-    manifest (also written as ``out/manifest.json``)."""
+def export_models(networks, out: str | Path) -> dict:
+    """Export PyTorch :class:`~freehead.inference.networks.FaceNetworks` into ``out``;
+    returns the manifest (also written as ``out/manifest.json``)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    s, k = reenactor.size, reenactor.e_can.config.input_size
+    s, k = networks.size, networks.e_can.config.input_size
     crops = torch.zeros(1, 3, k, k)
-    _export(KeypointGraph(reenactor.e_can), (crops,), out / KEYPOINTS, ["images"],
+    _export(KeypointGraph(networks.e_can), (crops,), out / KEYPOINTS, ["images"],
             ["keypoints", "rotation", "translation", "scale", "deformation"],
             {n: "b" for n in ("images", "keypoints", "rotation", "translation", "scale",
                               "deformation")})  # fmt: skip
     with torch.no_grad():
-        kp = reenactor.e_can(crops).keypoints
-    _export(GazeGraph(reenactor.e_gaze), (torch.zeros(1, 3, s, s), kp), out / GAZE,
+        kp = networks.e_can(crops).keypoints
+    _export(GazeGraph(networks.e_gaze), (torch.zeros(1, 3, s, s), kp), out / GAZE,
             ["images", "keypoints"], ["meshes", "eye_gaze"],
             {n: "b" for n in ("images", "keypoints", "meshes", "eye_gaze")})  # fmt: skip
     x = torch.zeros(1, 3, s, s)
-    _export(SourceGraph(reenactor.g), (x, x), out / SOURCE, ["image", "sketch"],
+    _export(SourceGraph(networks.g), (x, x), out / SOURCE, ["image", "sketch"],
             ["h1", "h2", "h3"], {n: "n" for n in ("image", "sketch", "h1", "h2", "h3")})  # fmt: skip
-    export_frame_graph(reenactor.g, 1, out)
+    export_frame_graph(networks.g, 1, out)
     manifest = {
         "opset": OPSET,
         "image_size": s,
         "graphs": [KEYPOINTS, GAZE, SOURCE, frame_graph_name(1)],
         "models": {
-            part: {"file": str(p), "sha256": sha256_file(p)}
-            for part, p in (model_files or {}).items()
+            part: {"file": str(p), "sha256": sha256_file(p)} for part, p in networks.files.items()
         },
         "torch": torch.__version__,
     }
     atomic_write_json(out / "manifest.json", manifest)
     return manifest
-
-
-def check_graphs(reenactor, onnx_reenactor, frames: list[np.ndarray]) -> dict[str, float]:
-    """Run both runtimes over real frames (each its own source and target) and return the
-    largest absolute difference of each graph's outputs; images are in [-1, 1]."""
-    from freehead.inference.faces import FaceReader
-    from freehead.models.backbone import to_network_input
-    from freehead.sketch import draw_sketch
-
-    diffs = {"keypoint_estimator": 0.0, "gaze_estimator": 0.0, "generator_source": 0.0,
-             "generator_frame": 0.0}  # fmt: skip
-    with FaceReader(reenactor.e_can, reenactor.e_gaze, reenactor.size, video=False) as reader:
-        readings = [r for r in (reader(f) for f in frames) if r is not None]
-    if not readings:
-        raise FreeheadError("no face in the frames to check the ONNX graphs on")
-    with torch.inference_mode():
-        for a, b in zip(readings, [*readings[1:], readings[0]], strict=True):
-            x = reenactor.e_can.prepare(a.crop)
-            pt, ox = reenactor.e_can(x), onnx_reenactor.e_can(x)
-            for name in ("keypoints", "rotation", "translation", "scale", "deformation"):
-                d = (getattr(pt, name) - getattr(ox, name)).abs().max()
-                diffs["keypoint_estimator"] = max(diffs["keypoint_estimator"], float(d))
-            image = to_network_input(a.crop)
-            gp = reenactor.e_gaze.predict(image, pt.keypoints)
-            go = onnx_reenactor.e_gaze.predict(image, pt.keypoints)
-            d = max(float((gp.meshes - go.meshes).abs().max()),
-                    float((gp.eye_gaze - go.eye_gaze).abs().max()))  # fmt: skip
-            diffs["gaze_estimator"] = max(diffs["gaze_estimator"], d)
-            sketch = to_network_input(
-                draw_sketch(a.keypoints, a.motion.gaze_angles, reenactor.size)
-            )
-            target = to_network_input(
-                draw_sketch(b.keypoints, b.motion.gaze_angles, reenactor.size)
-            )
-            fp = reenactor.g.encode_sources(image[None], sketch[None])
-            fo = onnx_reenactor.g.encode_sources(image[None], sketch[None])
-            d = max(
-                float((u - v).abs().max()) for u, v in zip(fp.features, fo.features, strict=True)
-            )
-            diffs["generator_source"] = max(diffs["generator_source"], d)
-            op = reenactor.g.render_frame(fp, target, 1).image
-            oo = onnx_reenactor.g.render_frame(fp, target, 1).image
-            diffs["generator_frame"] = max(diffs["generator_frame"], float((op - oo).abs().max()))
-    return diffs
 
 
 def write_check(out: Path, diffs: dict[str, float], frames: int) -> None:

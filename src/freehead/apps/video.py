@@ -12,6 +12,7 @@ import logging
 import os
 import re
 import subprocess
+from collections.abc import Iterable
 from pathlib import Path
 
 import cv2
@@ -190,3 +191,16 @@ class VideoWriter:
             self.close()
         else:
             self._abort(exc)
+
+
+def write_video(path: str | Path, frames: Iterable[np.ndarray], fps: float,
+                audio_from: str | Path | None = None, start: int = 0) -> int:  # fmt: skip
+    """Write RGB uint8 frames to an H.264 video atomically -> the frame count.
+
+    ``audio_from``: a media file whose audio is copied in (if it has any) from the time of
+    its frame ``start``, so that it stays in sync with frames that begin there. An error
+    while frames are made leaves ``path`` as it was."""
+    with VideoWriter(path, fps, audio_from=audio_from, audio_offset=start / fps) as writer:
+        for frame in frames:
+            writer.write(frame)
+    return writer.frames

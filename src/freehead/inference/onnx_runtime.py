@@ -1,7 +1,7 @@
 """The three networks on ONNX Runtime (CPU), behind the same calls as the PyTorch modules,
-so the :class:`~freehead.pipeline.Reenactor` runs on either.
+so :class:`~freehead.inference.networks.FaceNetworks` runs on either.
 
-Graphs come from :mod:`freehead.export`. ``open_onnx_models`` finds them in a folder, or
+Graphs come from :mod:`freehead.inference.export`. ``open_onnx_models`` finds them in a folder, or
 exports them once into a cache keyed by the model files' contents
 (``$FREEHEAD_CACHE``, default ``~/.cache/freehead``).
 """
@@ -97,7 +97,7 @@ class OnnxGenerator:
 
     def __init__(self, folder: Path, config, threads: int,
                  export_frame: Callable[[int], Path] | None = None):  # fmt: skip
-        from freehead.export import SOURCE
+        from freehead.inference.export import SOURCE
 
         self.config = config
         self.folder = folder
@@ -110,7 +110,7 @@ class OnnxGenerator:
         return self
 
     def _frame_session(self, m: int):
-        from freehead.export import frame_graph_name
+        from freehead.inference.export import frame_graph_name
 
         if m not in self._frames:
             path = self.folder / frame_graph_name(m)
@@ -140,7 +140,7 @@ class OnnxGenerator:
 
 def model_digest(files: dict[str, Path]) -> str:
     """A short digest of the model files (and the exporter's versions)."""
-    from freehead.export import OPSET
+    from freehead.inference.export import OPSET
     from freehead.io_utils import sha256_file
 
     h = hashlib.sha256(f"{torch.__version__}/{OPSET}".encode())
@@ -149,17 +149,17 @@ def model_digest(files: dict[str, Path]) -> str:
     return h.hexdigest()[:16]
 
 
-def open_onnx_models(torch_reenactor, files: dict[str, Path], folder: str | Path | None,
-                     threads: int) -> tuple:  # fmt: skip
-    """ONNX Runtime versions of a Reenactor's networks, from ``folder`` (made by
-    ``freehead export-onnx``) or, when None, from the cache, exporting them there first."""
-    from freehead.export import export_frame_graph, export_models
+def open_onnx_models(networks, folder: str | Path | None, threads: int) -> tuple:
+    """ONNX Runtime versions of PyTorch :class:`~freehead.inference.networks.FaceNetworks`
+    (E_can, E_gaze, G), from ``folder`` (made by ``freehead export-onnx``) or, when None,
+    from the cache, exporting them there first."""
+    from freehead.inference.export import GAZE, KEYPOINTS, export_frame_graph, export_models
 
     if folder is None:
-        folder = cache_root() / "onnx" / model_digest(files)
+        folder = cache_root() / "onnx" / model_digest(networks.files)
         if not (folder / "manifest.json").is_file():
             log.info("exporting the models to ONNX in %s (once)", folder)
-            export_models(torch_reenactor, folder, files)
+            export_models(networks, folder)
     folder = Path(folder)
     manifest_path = folder / "manifest.json"
     if not manifest_path.is_file():
@@ -167,16 +167,14 @@ def open_onnx_models(torch_reenactor, files: dict[str, Path], folder: str | Path
             f"{folder} holds no exported models; run: freehead export-onnx --out {folder}"
         )
     manifest = json.loads(manifest_path.read_text())
-    if manifest.get("image_size") != torch_reenactor.size:
+    if manifest.get("image_size") != networks.size:
         raise FreeheadError(f"{folder} was exported for {manifest.get('image_size')}² crops, "
-                            f"not {torch_reenactor.size}²")  # fmt: skip
-    from freehead.export import GAZE, KEYPOINTS
-
-    r = torch_reenactor
+                            f"not {networks.size}²")  # fmt: skip
+    g = networks.g
     return (
-        OnnxKeypointEstimator(folder / KEYPOINTS, r.e_can.config, threads),
-        OnnxGazeEstimator(folder / GAZE, r.e_gaze.config, threads),
+        OnnxKeypointEstimator(folder / KEYPOINTS, networks.e_can.config, threads),
+        OnnxGazeEstimator(folder / GAZE, networks.e_gaze.config, threads),
         OnnxGenerator(
-            folder, r.g.config, threads, export_frame=lambda m: export_frame_graph(r.g, m, folder)
+            folder, g.config, threads, export_frame=lambda m: export_frame_graph(g, m, folder)
         ),
     )

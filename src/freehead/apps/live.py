@@ -13,14 +13,30 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from freehead.errors import FreeheadError
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LiveSummary:
+    """A live run's figures (see :class:`LiveStats`)."""
+
+    fps: float
+    frames: int
+    dropped_frames: int
+    input_frames: int
+    dropped_fraction: float
+    input_fps: float
+    realtime: bool
+    runtime: str
+    threads: int
 
 
 @dataclass
@@ -36,7 +52,6 @@ class LiveStats:
     last_output: float | None = None
     input_fps: float = 0.0
     realtime: bool = False
-    extra: dict[str, object] = field(default_factory=dict)
 
     @property
     def fps(self) -> float:
@@ -51,17 +66,14 @@ class LiveStats:
         self.last_output = now
         self.frames += 1
 
-    def summary(self) -> dict[str, object]:
-        return {
-            "fps": round(self.fps, 2),
-            "frames": self.frames,
-            "dropped_frames": self.dropped_frames,
-            "input_frames": self.input_frames,
-            "dropped_fraction": round(self.dropped_frames / max(self.input_frames, 1), 4),
-            "input_fps": round(self.input_fps, 3),
-            "realtime": self.realtime,
-            **self.extra,
-        }
+    def summary(self, runtime: str, threads: int) -> LiveSummary:
+        return LiveSummary(
+            fps=round(self.fps, 2), frames=self.frames, dropped_frames=self.dropped_frames,
+            input_frames=self.input_frames,
+            dropped_fraction=round(self.dropped_frames / max(self.input_frames, 1), 4),
+            input_fps=round(self.input_fps, 3), realtime=self.realtime, runtime=runtime,
+            threads=threads,
+        )  # fmt: skip
 
 
 class FrameFeeder:
@@ -149,7 +161,7 @@ def open_live_input(camera: int | None, driving: str | None):
     """-> (read function returning RGB frames or None, fps, is a camera, close function)."""
     import cv2
 
-    from freehead.media import open_frames, to_rgb8
+    from freehead.media import open_frames, rgb8_from_opencv
 
     if camera is not None:
         from freehead.io_utils import quiet_native_stderr
@@ -164,7 +176,7 @@ def open_live_input(camera: int | None, driving: str | None):
 
         def read_camera():
             ok, frame = cap.read()
-            return to_rgb8(frame) if ok else None
+            return rgb8_from_opencv(frame) if ok else None
 
         return read_camera, fps, True, cap.release
     assert driving is not None
@@ -228,3 +240,86 @@ class VirtualCamera:
 
     def close(self) -> None:
         self.cam.close()
+
+
+@dataclass(frozen=True)
+class LiveOptions:
+    """Where the live frames come from and go. ``camera`` (an index) or ``driving`` (a
+    video standing in for a camera, paced at its own rate with ``realtime``); ``display``
+    (None: when there is a desktop); ``virtual_camera``; ``out``: a video to record (checked
+    by the caller); ``max_frames``: stop after this many outputs."""
+
+    camera: int | None = None
+    driving: str | None = None
+    realtime: bool = False
+    display: bool | None = None
+    virtual_camera: bool = False
+    out: Path | None = None
+    max_frames: int | None = None
+
+    def checked(self) -> LiveOptions:
+        if (self.camera is None) == (self.driving is None):
+            raise FreeheadError("live needs either a camera or a driving video")
+        if self.realtime and self.driving is None:
+            raise FreeheadError("real-time pacing is for a driving video; a camera is real time")
+        if self.max_frames is not None and self.max_frames < 1:
+            raise FreeheadError("the live frame limit must be at least 1")
+        return self
+
+
+def _shown(frames: Iterable[np.ndarray], stats: LiveStats, options: LiveOptions,
+           fps: float) -> Iterator[np.ndarray]:  # fmt: skip
+    """The output frames, counted, shown and sent to the virtual camera as they pass;
+    stops when the window is closed or at ``max_frames``."""
+    show = has_display() if options.display is None else options.display
+    if options.display is None and not show:
+        log.info("no display: the output is not shown, the frame rate is logged")
+    display = Display() if show else None
+    vcam: VirtualCamera | None = None
+    last_log = time.perf_counter()
+    try:
+        for frame in frames:
+            stats.output()
+            if options.virtual_camera:
+                vcam = vcam or VirtualCamera(frame.shape[1], frame.shape[0], fps)
+                vcam.send(frame)
+            yield frame
+            if display is not None and not display.show(frame, stats.fps):
+                return
+            if time.perf_counter() - last_log >= 2.0:
+                log.info("live: %.1f fps, %d frames, %d dropped", stats.fps, stats.frames,
+                         stats.dropped_frames)  # fmt: skip
+                last_log = time.perf_counter()
+            if options.max_frames is not None and stats.frames >= options.max_frames:
+                return
+    finally:
+        for closer in (display, vcam, frames):  # frames: stops the reading threads
+            close = getattr(closer, "close", None)
+            if close is not None:
+                close()
+
+
+def run_live(reenactor, sources: Sequence[np.ndarray], reenact_options, options: LiveOptions,
+             source_face_index: int = 0, source_names: list[str] | None = None,
+             threads: int = 1) -> LiveSummary:  # fmt: skip
+    """Reenact a live feed until it ends, the window closes or ``max_frames`` outputs;
+    records to ``options.out`` when given. Returns the run's figures."""
+    from freehead.apps.video import write_video
+
+    options = options.checked()
+    source = reenactor.prepare_source(list(sources), source_face_index, source_names)
+    read, fps, is_camera, close_input = open_live_input(options.camera, options.driving)
+    realtime = is_camera or options.realtime
+    stats = LiveStats(input_fps=fps, realtime=realtime)
+    feeder = FrameFeeder(read, fps, realtime, stats, paced=not is_camera)
+    try:
+        frames = _shown(reenactor.stream(source, feeder, reenact_options, fps=fps), stats,
+                        options, fps)  # fmt: skip
+        if options.out is not None:
+            write_video(options.out, frames, fps)
+        else:
+            for _ in frames:
+                pass
+    finally:
+        close_input()
+    return stats.summary(reenactor.runtime, threads)

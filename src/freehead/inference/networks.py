@@ -1,0 +1,171 @@
+"""The tensor-level layer over the three networks: E_can, E_gaze and G on one runtime
+(PyTorch or ONNX Runtime), behind three calls.
+
+* :meth:`FaceNetworks.read_crop`: a face crop -> E_can's keypoints, canonical keypoints
+  and the face's motion (pose, expression, E_gaze's gaze);
+* :meth:`FaceNetworks.encode_sources`: source crops with their keypoints and gaze -> G's
+  per-source encoding, computed once per source;
+* :meth:`FaceNetworks.render`: target keypoints and gaze -> the gaze-coded sketch -> G's
+  crop.
+
+Everything above (the :class:`~freehead.inference.reenactor.Reenactor`, the evaluation,
+``freehead bench``, the ONNX check) goes through these calls, so what is scored and timed
+is what users run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from freehead.errors import FreeheadError
+from freehead.inference.motion import FaceMotion
+from freehead.inference.timing import NoClock, StageClock
+from freehead.models.shipped import MODEL_FILES, SHIPPED_DIR
+from freehead.sketch import draw_sketch
+
+RUNTIMES = ("torch", "onnx")
+
+
+def set_threads(threads: int) -> None:
+    """PyTorch's intra-op threads (ONNX Runtime sessions take theirs at :meth:`load`)."""
+    if threads < 1:
+        raise FreeheadError("the thread count must be at least 1")
+    torch.set_num_threads(threads)
+
+
+@dataclass(frozen=True)
+class CropReading:
+    """What E_can and E_gaze read from one crop: ``keypoints`` ``(K, 3)`` p in crop
+    coordinates, ``canonical`` ``(K, 3)`` p_can, and the face's ``motion``."""
+
+    keypoints: np.ndarray
+    canonical: np.ndarray
+    motion: FaceMotion
+
+
+@dataclass(frozen=True)
+class SourceEncoding:
+    """G's encoding of ``m`` source crops of one person (its per-source work)."""
+
+    features: object
+    m: int
+
+
+@dataclass
+class FaceNetworks:
+    """E_can, E_gaze and G, on PyTorch or ONNX Runtime. Build with :meth:`load`.
+
+    ``e_can``, ``e_gaze``, ``g``: the PyTorch modules or their ONNX Runtime stand-ins
+    (:mod:`freehead.inference.onnx_runtime`), which take the same calls. ``files``: the
+    model files they came from; ``clock``: where stage times go
+    (:class:`~freehead.inference.timing.StageClock`; by default nowhere).
+    """
+
+    e_can: Any
+    e_gaze: Any
+    g: Any
+    runtime: str = "torch"
+    files: dict[str, Path] = field(default_factory=dict)
+    clock: StageClock = field(default_factory=NoClock)
+
+    @property
+    def size(self) -> int:
+        """The side of G's crops (and of every face crop read)."""
+        return int(self.g.config.image_size)
+
+    @classmethod
+    def load(
+        cls,
+        path: str | Path | None = None,
+        *,
+        keypoints: str | Path | None = None,
+        gaze: str | Path | None = None,
+        generator: str | Path | None = None,
+        runtime: str = "torch",
+        onnx_dir: str | Path | None = None,
+        threads: int | None = None,
+    ) -> FaceNetworks:
+        """Load the three networks. ``path``: a folder holding the files of
+        :data:`~freehead.models.shipped.MODEL_FILES` (None: the shipped models);
+        ``keypoints``/``gaze``/``generator`` override one file each.
+
+        ``runtime="onnx"`` runs them on ONNX Runtime: from ``onnx_dir`` (made by
+        ``freehead export-onnx``) or, when None, from graphs exported once into a cache.
+        ``threads``: the ONNX Runtime threads (default: torch's)."""
+        from freehead.models import GazeEstimator, KeypointEstimator
+        from freehead.models.generator import Generator
+
+        if runtime not in RUNTIMES:
+            raise FreeheadError(f"runtime must be one of {', '.join(RUNTIMES)}, not {runtime!r}")
+        if onnx_dir is not None and runtime != "onnx":
+            raise FreeheadError("an ONNX folder is only used with the onnx runtime")
+        folder = SHIPPED_DIR if path is None else Path(path)
+        if not folder.is_dir():
+            raise FreeheadError(f"{folder} is not a model folder")
+        overrides = {"keypoints": keypoints, "gaze": gaze, "generator": generator}
+        files = {part: Path(overrides[part] or folder / name) for part, name in MODEL_FILES.items()}
+        networks = cls(
+            KeypointEstimator.from_pretrained(files["keypoints"]).eval(),
+            GazeEstimator.from_pretrained(files["gaze"]).eval(),
+            Generator.from_pretrained(files["generator"]).eval(),
+            files=files,
+        )
+        if runtime == "onnx":
+            from freehead.inference.onnx_runtime import open_onnx_models
+
+            n = threads or torch.get_num_threads()
+            e_can, e_gaze, g = open_onnx_models(networks, onnx_dir, n)
+            networks = cls(e_can, e_gaze, g, runtime="onnx", files=files)
+        return networks
+
+    # ------------------------------------------------------------------ the three calls
+    @torch.inference_mode()
+    def read_crop(self, crop: np.ndarray) -> CropReading:
+        """E_can and E_gaze on one ``(S, S, 3)`` uint8 RGB face crop."""
+        from freehead.models.backbone import to_network_input
+
+        with self.clock.stage("keypoints"):
+            pred = self.e_can(self.e_can.prepare(crop))
+        with self.clock.stage("gaze"):
+            eyes = self.e_gaze.predict(to_network_input(crop), pred.keypoints)
+            motion = FaceMotion.from_prediction(pred, eyes.eye_gaze[0].double().numpy())
+        return CropReading(
+            pred.keypoints[0].double().numpy(), pred.canonical[0].double().numpy(), motion
+        )
+
+    @torch.inference_mode()
+    def encode_sources(
+        self, crops: np.ndarray, keypoints: np.ndarray, gaze_angles: np.ndarray
+    ) -> SourceEncoding:
+        """G's per-source work on ``m`` crops of one person: ``crops`` ``(m, S, S, 3)``
+        uint8, their ``keypoints`` ``(m, K, 3)`` and camera-frame gaze ``(m, 2, 2)``
+        (per-eye pitch, yaw in degrees)."""
+        from freehead.models.backbone import to_network_input
+
+        sketches = np.stack(
+            [draw_sketch(k, a, self.size) for k, a in zip(keypoints, gaze_angles, strict=True)]
+        )
+        features = self.g.encode_sources(
+            to_network_input(np.asarray(crops))[None], to_network_input(sketches)[None]
+        )
+        return SourceEncoding(features, len(sketches))
+
+    @torch.inference_mode()
+    def render(
+        self, source: SourceEncoding, keypoints: np.ndarray, gaze_angles: np.ndarray
+    ) -> np.ndarray:
+        """G's ``(S, S, 3)`` uint8 crop of the source person with the target ``keypoints``
+        ``(K, 3)`` and camera-frame gaze ``(2,)`` or per eye ``(2, 2)`` (pitch, yaw in
+        degrees), drawn as a gaze-coded sketch."""
+        from freehead.models.backbone import to_image, to_network_input
+
+        with self.clock.stage("sketch"):
+            sketch = draw_sketch(keypoints, gaze_angles, self.size)
+        with self.clock.stage("generator"):
+            out = self.g.render_frame(source.features, to_network_input(sketch), source.m)
+            return to_image(out.image[0])

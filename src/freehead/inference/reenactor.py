@@ -1,0 +1,388 @@
+"""``Reenactor``: freehead's inference pipeline over the three networks.
+
+A thin layer over :class:`~freehead.inference.networks.FaceNetworks`: faces are read from
+full frames (:class:`~freehead.inference.faces.FaceReader`, or :class:`CropReader` for
+aligned crops), a target pose, expression and gaze is made
+(:mod:`freehead.inference.motion`, :mod:`freehead.inference.gaze`) and rendered by G from
+the source(s), whose work is done once. Images go in as numpy arrays (RGB, any dtype and
+channel count) or PIL images, and come out as ``(H, W, 3)`` uint8 RGB.
+
+Video methods take any iterable of frames and return a lazy iterator, so a long video is
+never held in memory. The evaluation (``freehead evaluate --method freehead``) and
+``freehead bench`` run this same per-frame path.
+
+>>> from freehead import Reenactor
+>>> r = Reenactor.from_pretrained()                                    # doctest: +SKIP
+>>> out = r.reenact(portrait, driving_frame)                           # doctest: +SKIP
+>>> frames = r.reenact(portrait, video_frames, gaze="camera")         # doctest: +SKIP
+>>> looked = r.redirect_gaze(portrait, pitch=10, yaw=-15)              # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from freehead.errors import FreeheadError
+from freehead.inference.faces import CropReader, FaceReader, FaceReading
+from freehead.inference.gaze import GazeControl
+from freehead.inference.masks import eye_mask, face_mask
+from freehead.inference.motion import FaceMotion, relative_motion
+from freehead.inference.networks import FaceNetworks, SourceEncoding
+from freehead.inference.read_ahead import run_ahead
+from freehead.inference.smoothing import OneEuroFilter, SmoothingConfig
+from freehead.media import as_rgb8
+from freehead.perception.crop import paste_back
+
+log = logging.getLogger(__name__)
+
+PASTE_BACK = (None, "source", "driver")
+
+
+def _is_single_image(x) -> bool:
+    return (hasattr(x, "convert") and hasattr(x, "mode")) or (
+        isinstance(x, np.ndarray) and x.ndim in (2, 3)
+    )
+
+
+@dataclass(frozen=True)
+class ReenactOptions:
+    """How a driver's motion is put on a source.
+
+    ``relative``: the driver's motion since its reference frame (its first frame with a
+    face, or the ``reference`` image given) is applied to the source, so a cross-identity
+    source keeps its own face shape and position; otherwise the driver's absolute pose
+    and expression. ``gaze``: a :class:`GazeControl` (text such as ``"camera"`` is read by
+    :meth:`GazeControl.parse`). ``yaw``/``pitch``/``roll``: head angles in degrees that
+    replace the driven ones. ``paste_back``: None (the crop), ``"source"`` (into the
+    source's full frame) or ``"driver"`` (into the driving frame). ``smoothing``: One Euro
+    smoothing strength of the driver's pose, expression and gaze (0 = off, 1 = default;
+    see :mod:`freehead.inference.smoothing`). ``driver_face_index``: the driver's face
+    when there are several (0 = the largest). ``crops``: the driving images are aligned
+    face crops (no tracking; see :class:`~freehead.inference.faces.CropReader`).
+    """
+
+    relative: bool = True
+    gaze: GazeControl | str = GazeControl()  # noqa: RUF009 (frozen: one shared default is safe)
+    yaw: float | None = None
+    pitch: float | None = None
+    roll: float | None = None
+    paste_back: str | None = None
+    smoothing: float = 1.0
+    driver_face_index: int = 0
+    crops: bool = False
+
+    @classmethod
+    def merged(cls, options: ReenactOptions | None, fields: dict) -> ReenactOptions:
+        """``options`` (default: the defaults) with ``fields`` replaced, checked."""
+        opts = options or cls()
+        return (replace(opts, **fields) if fields else opts).checked()
+
+    def checked(self) -> ReenactOptions:
+        gaze = GazeControl.parse(self.gaze) if isinstance(self.gaze, str) else self.gaze
+        if self.paste_back not in PASTE_BACK:
+            raise FreeheadError(
+                f"paste_back must be None, 'source' or 'driver', not {self.paste_back!r}"
+            )
+        if self.driver_face_index < 0:
+            raise FreeheadError("the driver's face index must be >= 0")
+        if self.smoothing < 0:
+            raise FreeheadError("smoothing strength must be >= 0")
+        for name in ("yaw", "pitch", "roll"):
+            v = getattr(self, name)
+            if v is not None and not (np.isfinite(v) and abs(v) <= 90):
+                raise FreeheadError(f"head {name} {v} is out of range (-90 to 90 degrees)")
+        return replace(self, gaze=gaze)
+
+    @property
+    def gaze_control(self) -> GazeControl:
+        """The gaze request (after :meth:`checked`)."""
+        assert isinstance(self.gaze, GazeControl), "call checked() first"
+        return self.gaze
+
+
+@dataclass
+class PreparedSource:
+    """A source ready to drive: its full images, face readings, the mean canonical
+    keypoints ``(K, 3)`` and G's encoding of its ``m`` images."""
+
+    images: list[np.ndarray]
+    readings: list[FaceReading]
+    canonical: np.ndarray
+    encoding: SourceEncoding
+
+    @property
+    def motion(self) -> FaceMotion:
+        return self.readings[0].motion
+
+    @property
+    def m(self) -> int:
+        return self.encoding.m
+
+
+@dataclass(frozen=True)
+class _Driver:
+    """The last driving frame with a face: its smoothed motion vector
+    (:meth:`FaceMotion.to_vector`), crop box ``(3,)`` and keypoints ``(K, 3)``."""
+
+    vector: np.ndarray
+    box: np.ndarray
+    keypoints: np.ndarray
+
+
+def _no_face(name: str, count: int, face_index: int) -> FreeheadError:
+    if count:
+        return FreeheadError(f"{name} has {count} face(s); face index {face_index} is out of range")
+    return FreeheadError(f"no face found in {name}")
+
+
+class Reenactor:
+    """E_can + E_gaze + G and every inference mode. Build with :meth:`from_pretrained`."""
+
+    def __init__(self, networks: FaceNetworks):
+        self.networks = networks
+
+    @property
+    def size(self) -> int:
+        return self.networks.size
+
+    @property
+    def runtime(self) -> str:
+        return self.networks.runtime
+
+    @property
+    def files(self) -> dict[str, Path]:
+        """The model files the networks came from."""
+        return self.networks.files
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path | None = None, **kwargs) -> Reenactor:
+        """Load the three networks: ``path`` a model folder (None = the shipped models);
+        ``keypoints``/``gaze``/``generator`` override one file each; ``runtime`` ("torch"
+        or "onnx"), ``onnx_dir``, ``threads``: see :meth:`FaceNetworks.load`."""
+        return cls(FaceNetworks.load(path, **kwargs))
+
+    # ------------------------------------------------------------------ sources
+    def _reader(self, video: bool, face_index: int = 0, fps: float = 25.0,
+                smoothing: float = 1.0, name: str = "input",
+                crops: bool = False) -> FaceReader | CropReader:  # fmt: skip
+        if crops:
+            return CropReader(self.networks, name=name)
+        return FaceReader(self.networks, video=video, face_index=face_index, fps=fps,
+                          smoothing=SmoothingConfig(strength=smoothing), name=name)  # fmt: skip
+
+    def _read_still(self, image: np.ndarray, face_index: int, name: str,
+                    crops: bool = False) -> FaceReading:  # fmt: skip
+        with self._reader(False, face_index, name=name, crops=crops) as reader:
+            reading = reader(image)
+        if reading is None:
+            raise _no_face(name, reader.last_count, face_index)
+        return reading
+
+    def prepare_source(self, images, face_index: int = 0, names: list[str] | None = None,
+                       crops: bool = False) -> PreparedSource:  # fmt: skip
+        """Read and encode one or several images of one person (N-shot). ``images``: an
+        image or a list of them; ``crops``: they are aligned face crops. FreeheadError
+        when one holds no face."""
+        if isinstance(images, PreparedSource):
+            return images
+        images = [images] if _is_single_image(images) else list(images)
+        if not images:
+            raise FreeheadError("no source image given")
+        names = names or [f"source {i + 1}" for i in range(len(images))]
+        frames = [as_rgb8(im, n) for im, n in zip(images, names, strict=True)]
+        readings = [self._read_still(f, face_index, n, crops)
+                    for f, n in zip(frames, names, strict=True)]  # fmt: skip
+        return self._encode(frames, readings)
+
+    def _encode(self, frames: list[np.ndarray], readings: list[FaceReading]) -> PreparedSource:
+        encoding = self.networks.encode_sources(
+            np.stack([r.crop for r in readings]),
+            np.stack([r.keypoints for r in readings]),
+            np.stack([r.motion.gaze_angles for r in readings]),
+        )
+        canonical = np.mean([r.canonical for r in readings], axis=0)
+        return PreparedSource(frames, readings, canonical, encoding)
+
+    # ------------------------------------------------------------------ reenact
+    def reenact(self, source, driving, options: ReenactOptions | None = None, *,
+                fps: float = 25.0, reference=None, **fields) -> np.ndarray | Iterator[np.ndarray]:  # fmt: skip
+        """Put a driver's pose, expression and gaze on the source person.
+
+        ``source``: an image, a list of images of one person (N-shot) or a
+        :class:`PreparedSource`. ``driving``: one image (returns one image) or an
+        iterable of video frames (returns a lazy iterator of frames). ``reference``: the
+        driver's rest frame for relative motion (default: the first driving frame with a
+        face; a single driving image without a reference is driven absolutely, as
+        relative to itself it would not move). ``options`` and/or ``fields``: a
+        :class:`ReenactOptions` and/or its fields by name; ``fps``: the driving video's
+        frame rate, for smoothing.
+        """
+        opts = ReenactOptions.merged(options, fields)
+        src = self.prepare_source(source, crops=opts.crops)
+        if _is_single_image(driving):
+            if opts.relative and reference is None:
+                opts = replace(opts, relative=False)
+            frame = as_rgb8(driving, "the driving image")
+            (image,) = self.reenact_frames(src, [frame], opts, fps, "the driving image",
+                                           reference=reference)  # fmt: skip
+            return image
+        return self.reenact_frames(src, driving, opts, fps, reference=reference)
+
+    def reenact_frames(self, source: PreparedSource, frames: Iterable, options: ReenactOptions,
+                       fps: float = 25.0, name: str = "the driving video",
+                       threaded: bool = False, reference=None) -> Iterator[np.ndarray]:  # fmt: skip
+        """The per-frame loop of :meth:`reenact` (lazy). A frame without the driver's face
+        holds the last pose; frames before the first face show the source's own pose.
+
+        ``threaded``: read the next driving frames (tracking, E_can, E_gaze) in a second
+        thread while G renders the current one; the same outputs, more of them per second
+        on a machine with a core to spare."""
+        options = options.checked()
+        steps = self._drive(source, frames, options, fps, name, reference)
+        if threaded:
+            steps = run_ahead(steps, depth=2)
+        for i, frame, motion, held in steps:
+            yield self._finish(source, motion, options, i, frame, held)
+
+    def stream(self, source, frames: Iterable, options: ReenactOptions | None = None, *,
+               fps: float = 25.0, threaded: bool | None = None, **fields) -> Iterator[np.ndarray]:  # fmt: skip
+        """Output frames one by one as driving frames come (a camera, a call); the source is
+        prepared once. ``threaded`` (default: on with the ONNX runtime, whose sessions
+        share the cores well; PyTorch's own threads already fill them) reads a frame ahead
+        in a second thread. ``options``/``fields`` as in :meth:`reenact`."""
+        opts = ReenactOptions.merged(options, fields)
+        if threaded is None:
+            threaded = self.runtime == "onnx"
+        return self.reenact_frames(self.prepare_source(source, crops=opts.crops), frames, opts,
+                                   fps, threaded=threaded)  # fmt: skip
+
+    def _drive(self, source: PreparedSource, frames: Iterable, options: ReenactOptions,
+               fps: float, name: str,
+               reference=None) -> Iterator[tuple[int, np.ndarray, FaceMotion, _Driver | None]]:  # fmt: skip
+        """Read each driving frame -> (index, frame, target motion, the driver record)."""
+        smoother = OneEuroFilter(fps, SmoothingConfig(strength=options.smoothing))
+        k = source.canonical.shape[0]
+        first: FaceMotion | None = None
+        if reference is not None:
+            image = as_rgb8(reference, "the driving reference")
+            first = self._read_still(image, options.driver_face_index, "the driving reference",
+                                     options.crops).motion  # fmt: skip
+        held: _Driver | None = None
+        missing = 0
+        with self._reader(True, options.driver_face_index, fps, options.smoothing, name,
+                          options.crops) as reader:  # fmt: skip
+            for i, frame in enumerate(frames):
+                frame = as_rgb8(frame, f"driving frame {i}")
+                reading = reader(frame)
+                if reading is None:
+                    missing += 1
+                    if missing == 1 and held is not None:
+                        log.info("no face in the driving frame %d; holding the last pose", i)
+                else:
+                    if missing and held is not None:
+                        log.info("the driver's face is back at frame %d", i)
+                    missing = 0
+                    first = first or reading.motion
+                    held = _Driver(smoother(reading.motion.to_vector()), reading.box,
+                                   reading.keypoints)  # fmt: skip
+                yield i, frame, self._target(source, held, first, options.relative, k), held
+        if held is None:
+            raise FreeheadError(f"no face found in {name}")
+
+    @staticmethod
+    def _target(source: PreparedSource, held: _Driver | None, first: FaceMotion | None,
+                relative: bool, k: int) -> FaceMotion:  # fmt: skip
+        """The motion to render: the source's own before the driver's first face."""
+        if held is None:
+            return source.motion
+        driver = FaceMotion.from_vector(held.vector, k)
+        if not relative:
+            return driver
+        assert first is not None
+        return relative_motion(source.motion, driver, first)
+
+    def _finish(self, source: PreparedSource, motion: FaceMotion, options: ReenactOptions,
+                i: int, frame: np.ndarray, held: _Driver | None) -> np.ndarray:  # fmt: skip
+        motion = motion.with_angles(options.yaw, options.pitch, options.roll)
+        keypoints = motion.keypoints(source.canonical)
+        target = options.gaze_control.target(i)
+        gaze = motion.gaze_angles if target is None else target
+        crop = self.networks.render(source.encoding, keypoints, gaze)
+        with self.networks.clock.stage("paste_back"):
+            if options.paste_back == "source":
+                mask = face_mask([source.readings[0].keypoints, keypoints], self.size)
+                return paste_back(source.images[0], crop, source.readings[0].box, mask)
+            if options.paste_back == "driver":
+                if held is None:
+                    return frame.copy()
+                mask = face_mask([held.keypoints, keypoints], self.size)
+                return paste_back(frame, crop, held.box, mask)
+        return crop
+
+    # ------------------------------------------------------------------ gaze
+    def edit_eyes(self, source: PreparedSource, angles: np.ndarray) -> np.ndarray:
+        """A prepared source's image with its eyes turned to camera-frame (pitch, yaw)
+        ``(2,)`` degrees: G re-renders the crop from itself with the new gaze, and only
+        the eye regions are pasted back. Reuse the source to try several gazes on one
+        image."""
+        reading = source.readings[0]
+        keypoints = reading.motion.keypoints(source.canonical)
+        crop = self.networks.render(source.encoding, keypoints, np.asarray(angles, np.float64))
+        mask = eye_mask(reading.keypoints, self.size)
+        return paste_back(source.images[0], crop, reading.box, mask)
+
+    def redirect_gaze(self, image_or_frames, pitch: float, yaw: float, face_index: int = 0,
+                      fps: float = 25.0, crops: bool = False) -> np.ndarray | Iterator[np.ndarray]:  # fmt: skip
+        """Turn the eyes to (pitch, yaw) degrees in the camera frame; only the eye regions
+        change. One image -> one image; frames -> a lazy iterator (frames without a face
+        pass unchanged). ``crops``: the input is an aligned face crop."""
+        return self.look(image_or_frames, GazeControl.fixed(pitch, yaw), face_index, fps,
+                         crops=crops)  # fmt: skip
+
+    def eye_contact(self, image_or_frames, face_index: int = 0, fps: float = 25.0):
+        """The person looks into the camera; only the eye regions change."""
+        return self.look(image_or_frames, GazeControl.camera(), face_index, fps)
+
+    def look(self, image_or_frames, gaze: GazeControl | str, face_index: int = 0,
+             fps: float = 25.0, name: str = "the image",
+             crops: bool = False) -> np.ndarray | Iterator[np.ndarray]:  # fmt: skip
+        """Eyes turned as ``gaze`` says (a :class:`GazeControl`: camera, fixed angles or a
+        path over frames; or its text form); only the eye regions change."""
+        control = GazeControl.parse(gaze) if isinstance(gaze, str) else gaze
+        if control.mode == "transfer":
+            raise FreeheadError("gaze editing needs a target gaze (camera, angles or a path)")
+        if _is_single_image(image_or_frames):
+            source = self.prepare_source(image_or_frames, face_index, [name], crops)
+            return self.edit_eyes(source, control.requested(0))
+        return self._look_frames(image_or_frames, control, face_index, fps, crops)
+
+    def _look_frames(self, frames: Iterable, control: GazeControl, face_index: int,
+                     fps: float, crops: bool) -> Iterator[np.ndarray]:  # fmt: skip
+        with self._reader(True, face_index, fps, name="the video", crops=crops) as reader:
+            for i, frame in enumerate(frames):
+                frame = as_rgb8(frame, f"frame {i}")
+                reading = reader(frame)
+                if reading is None:
+                    yield frame
+                    continue
+                source = self._encode([frame], [reading])
+                yield self.edit_eyes(source, control.requested(i))
+
+    # ------------------------------------------------------------------ free view
+    def free_view(self, image, yaw: float | None = None, pitch: float | None = None,
+                  roll: float | None = None, gaze: GazeControl | str | None = None,
+                  paste_back: bool = False) -> np.ndarray:  # fmt: skip
+        """The source with its head turned to (yaw, pitch, roll) degrees (None keeps that
+        angle); the eyes keep their direction relative to the head unless ``gaze`` is
+        given. Returns the crop, or the full image with ``paste_back``."""
+        source = self.prepare_source(image)
+        options = ReenactOptions(
+            yaw=yaw, pitch=pitch, roll=roll, gaze=gaze or GazeControl.transfer(),
+            paste_back="source" if paste_back else None,
+        ).checked()  # fmt: skip
+        return self._finish(source, source.motion, options, 0, source.images[0], None)
