@@ -337,5 +337,10 @@ def test_demo_writes_its_outputs(samples, tmp_path):
         assert (out / name).is_file(), name
     assert video_info(out / "reenact.mp4") == (12, (512, 512))
     assert "head motion followed within" in proc.stdout
+    import json
+
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["frames"] == 12 and summary["measured_frames"] >= 2
+    assert 0 <= summary["head_motion_error_deg"] < summary["driver_head_motion_deg"] + 5
     again = run("demo", "--out", str(out), "--samples", str(samples), "--frames", "12")
     assert_one_line_error(again, "already holds demo outputs", "--overwrite")

@@ -130,6 +130,11 @@ class DemoSummary:
     follow: FollowFigures
     outputs: list[str]
 
+    def to_json(self) -> dict:
+        """``summary.json``: the fields, with the follow figures at the top level."""
+        out = asdict(self)
+        return {**{k: v for k, v in out.items() if k != "follow"}, **out["follow"]}
+
     def text(self, out: Path) -> str:
         """A short printable summary."""
         f = self.follow
@@ -224,5 +229,5 @@ def run_demo(out: str | Path, samples: str | Path = "data/samples", frames: int 
         follow=follow_figures(sampled_out, sampled_drv, portrait),
         outputs=[str(out / n) for n in OUTPUTS],
     )
-    atomic_write_json(out / "summary.json", asdict(summary))
+    atomic_write_json(out / "summary.json", summary.to_json())
     return summary

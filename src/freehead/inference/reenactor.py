@@ -287,7 +287,8 @@ class Reenactor:
                     if missing and held is not None:
                         log.info("the driver's face is back at frame %d", i)
                     missing = 0
-                    first = first or reading.motion
+                    if first is None:
+                        first = reading.motion
                     held = _Driver(smoother(reading.motion.to_vector()), reading.box,
                                    reading.keypoints)  # fmt: skip
                 yield i, frame, self._target(source, held, first, options.relative, k), held
