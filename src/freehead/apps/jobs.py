@@ -78,7 +78,8 @@ def reenact_file(
     source_images = [_read_source(Path(p)) for p in sources]
     src = reenactor.prepare_source(source_images, source_face_index, [str(p) for p in sources])
     if single:
-        (image,) = reenactor.reenact_frames(src, [read_image(driving)], options)
+        image = reenactor.reenact(src, read_image(driving), options)  # absolute: one image
+        assert isinstance(image, np.ndarray)
         write_image(out, image)
         return JobResult(str(out), 1)
     frames = _frames(driver, start, max_frames, progress, "reenact")

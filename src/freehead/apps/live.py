@@ -203,7 +203,7 @@ class Display:
         import cv2
 
         if not has_display():
-            raise FreeheadError("no display to show the output on; leave out --display")
+            raise FreeheadError("no display to show the output on")
         self.cv2, self.title = cv2, title
 
     def show(self, frame: np.ndarray, fps: float) -> bool:
@@ -227,7 +227,7 @@ class VirtualCamera:
         try:
             import pyvirtualcam
         except ImportError:
-            raise FreeheadError("--virtual-camera needs pyvirtualcam (pip install pyvirtualcam) "
+            raise FreeheadError("a virtual camera needs pyvirtualcam (pip install pyvirtualcam) "
                                 "and a virtual camera device") from None  # fmt: skip
         try:
             self.cam = pyvirtualcam.Camera(width=width, height=height, fps=fps)

@@ -301,7 +301,7 @@ def preprocess(
     Sources that fail are reported and skipped; the summary's ``failed`` lists them.
     """
     if not 32 <= options.size <= 2048:
-        raise FreeheadError(f"--size {options.size} is out of range (32-2048)")
+        raise FreeheadError(f"crop size {options.size} is out of range (32-2048)")
     dataset = Dataset(out)
     mean_shape = _mean_shape(dataset, mean_shape_path)
     settings = DatasetSettings(

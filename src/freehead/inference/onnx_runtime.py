@@ -32,7 +32,9 @@ def _session(path: Path, threads: int):
     try:
         import onnxruntime as ort
     except ImportError:
-        raise FreeheadError("--runtime onnx needs onnxruntime (pip install onnxruntime)") from None
+        raise FreeheadError(
+            "the ONNX runtime needs onnxruntime (pip install onnxruntime)"
+        ) from None
     if not path.is_file():
         raise FreeheadError(f"{path} is missing; run: freehead export-onnx --out {path.parent}")
     options = ort.SessionOptions()
