@@ -107,7 +107,7 @@ def gaze_file(
     max_frames: int | None = None,
     progress: bool = False,
 ) -> JobResult:
-    """Turn the eyes of an image or a video (eye contact: ``GazeControl("camera")``)."""
+    """Turn the eyes of an image or a video (eye contact: ``GazeControl.camera()``)."""
     media = open_frames(path)
     if media.kind == "image":
         out = check_output(out, IMAGE_OUTPUTS, overwrite)
