@@ -159,3 +159,41 @@ def test_evaluate_scores_exactly_what_the_reenactor_gives_users(tiny_dataset, sa
             source, pitch, yaw = args
             mine = user.redirect_gaze(source, pitch=pitch, yaw=yaw, crops=True)
         assert mine.dtype == np.uint8 and np.array_equal(mine, scored), kind
+
+
+def test_unseen_protocol_on_any_portrait_folder(tiny_dataset, samples, tmp_path):
+    """``--protocol unseen --portraits DIR``: a still output (copy-source) scores exactly
+    the driver's own motion and expression change as its error, and identity 0; a
+    portrait without a face is left out with a warning; a folder with none is refused."""
+    import shutil
+
+    import numpy as np
+
+    folder = tmp_path / "portraits"
+    folder.mkdir()
+    for name in ("astronaut.png", "grace_hopper.jpg"):
+        shutil.copy(samples / "portraits" / name, folder / name)
+    cv2.imwrite(str(folder / "a_wall.png"), np.full((300, 300, 3), 128, np.uint8))
+    out, png = tmp_path / "u.json", tmp_path / "u.png"
+    proc = run("evaluate", "--method", "copy-source", "--protocol", "unseen", "--quick",
+               "--data", str(tiny_dataset), "--portraits", str(folder), "--json", str(out),
+               "--grid", str(png))  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "a_wall.png left out" in proc.stderr
+    results = json.loads(out.read_text())
+    assert set(results["portraits"]) == {"astronaut", "grace_hopper"}
+    o = results["overall"]
+    assert o["identity_distance"] == 0 and o["identity_same_share"] == 1
+    assert o["head_motion_error_deg"] == o["driver_head_motion_deg"] > 0
+    assert o["mouth_open_error"] == o["driver_mouth_open_change"]
+    assert o["redirection_outside_eye_change"] == 0
+    picture = cv2.imread(str(png))
+    assert picture.shape[0] == 3 * picture.shape[1] // 3  # drivers, then a row per portrait
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    cv2.imwrite(str(empty / "wall.png"), np.full((300, 300, 3), 128, np.uint8))
+    proc = run("evaluate", "--method", "copy-source", "--protocol", "unseen", "--quick",
+               "--data", str(tiny_dataset), "--portraits", str(empty))  # fmt: skip
+    lines = proc.stderr.strip().splitlines()  # the warning naming the image, then the error
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert lines[-1] == "freehead: error: none of the portraits holds a face", proc.stderr
