@@ -15,6 +15,17 @@ def samples() -> Path:
     return folder
 
 
+def video_tree(samples: Path, root: Path, identities: tuple[str, ...]) -> Path:
+    """A ``videos/`` folder under ``root`` with only ``identities`` (their files linked from
+    the sample data), so the clip names and identities are those of the whole folder."""
+    for identity in identities:
+        folder = root / "videos" / identity
+        folder.mkdir(parents=True)
+        for video in sorted((samples / "videos" / identity).iterdir()):
+            (folder / video.name).symlink_to(video)
+    return root / "videos"
+
+
 def read_video_frames(path: Path, indices: list[int]):
     """The frames of ``path`` at ``indices`` (RGB uint8), decoding from the start."""
     from freehead.media import open_frames
@@ -29,17 +40,19 @@ def read_video_frames(path: Path, indices: list[int]):
 
 @pytest.fixture(scope="session")
 def tiny_dataset(samples, tmp_path_factory) -> Path:
-    """A small real dataset: 40 frames of each sample video at 128², cut in clips of 20;
-    train = franck's first clip and cap12, held out = franck's second clip and cap13."""
+    """A small real dataset: 40 frames of franck's and cap's videos at 128², cut in clips of
+    20; train = franck's first clip and cap12, held out = franck's second clip and cap13."""
     from freehead.data.preprocess import PreprocessOptions, preprocess
 
-    out = tmp_path_factory.mktemp("tiny") / "dataset"
+    tmp = tmp_path_factory.mktemp("tiny")
+    videos = video_tree(samples, tmp, ("franck", "cap"))
+    out = tmp / "dataset"
     options = PreprocessOptions(
         size=128,
         clip_frames=20,
         max_frames=40,
         heldout=("franck/franck/000020", "cap/cap13_edit2/*"),
     )
-    summary = preprocess([str(samples / "videos")], out, options, show_progress=False)
+    summary = preprocess([str(videos)], out, options, show_progress=False)
     assert not summary.failed, summary.failed
     return out

@@ -348,5 +348,7 @@ def test_demo_writes_its_outputs(samples, tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["frames"] == 12 and summary["measured_frames"] >= 2
     assert 0 <= summary["head_motion_error_deg"] < summary["driver_head_motion_deg"] + 5
+    assert summary["meshwarp"]["measured_frames"] == summary["measured_frames"]
+    assert "meshwarp (no learning)" in proc.stdout
     again = run("demo", "--out", str(out), "--samples", str(samples), "--frames", "12")
     assert_one_line_error(again, "already holds demo outputs", "--overwrite")

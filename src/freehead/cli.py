@@ -70,6 +70,8 @@ def _add_data_commands(sub) -> None:
     p.add_argument("--max-frames", type=int, default=None, help="frames per source at most")
     p.add_argument("--clip-frames", type=int, default=0, help="cut sources into clips of N frames")
     p.add_argument("--heldout", action="append", default=[], help="glob of held-out clip names")
+    p.add_argument("--heldout-from", action="append", default=[], metavar="SOURCE@FRAME",
+                   help="hold out a source glob's frames from FRAME on (own clips)")  # fmt: skip
     p.add_argument("--identity", default=None, help="the identity of every input")
     p.add_argument("--mean-shape", help="mean shape .npz (default: the dataset's, else shipped)")
     p.add_argument("--crop-scale", type=float, default=d.size_iod, help="crop side in eye-corner "
@@ -221,9 +223,7 @@ def _write_json(path: str | None, figures) -> None:
 def _cmd_fetch_samples(args: Namespace) -> int:
     from freehead.data.samples import fetch_samples
 
-    result = fetch_samples(args.dir)
-    new = f", {len(result.written)} new" if result.written else ""
-    print(f"sample data ready in {result.folder} ({len(result.files)} files{new})")
+    print(fetch_samples(args.dir).text())
     return 0
 
 
@@ -238,18 +238,19 @@ def _cmd_mean_shape(args: Namespace) -> int:
 
 
 def _cmd_preprocess(args: Namespace) -> int:
-    from freehead.data.preprocess import PreprocessOptions, parse_shard, preprocess
+    from freehead.data import preprocess as pp
     from freehead.perception.crop import CropConfig
 
     if args.max_frames is not None and args.max_frames < 1:
         raise FreeheadError("--max-frames must be at least 1")
-    options = PreprocessOptions(
+    options = pp.PreprocessOptions(
         size=args.size, crop=CropConfig(size_iod=args.crop_scale, smooth_seconds=args.smooth),
         clip_frames=args.clip_frames, max_frames=args.max_frames, heldout=tuple(args.heldout),
+        heldout_from=tuple(pp.parse_heldout_from(t) for t in args.heldout_from),
     )  # fmt: skip
-    summary = preprocess(args.inputs, args.out, options, mean_shape_path=args.mean_shape,
-                         shard=parse_shard(args.shard), identity=args.identity,
-                         workers=args.workers, show_progress=sys.stderr.isatty())  # fmt: skip
+    summary = pp.preprocess(args.inputs, args.out, options, mean_shape_path=args.mean_shape,
+                            shard=pp.parse_shard(args.shard), identity=args.identity,
+                            workers=args.workers, show_progress=sys.stderr.isatty())  # fmt: skip
     _write_json(args.json, summary.to_json())
     fps = f", {summary.frames_per_second} frames/s" if summary.frames_per_second else ""
     print(f"{summary.clips} clip(s), {summary.frames} frames, {summary.frames_with_face} with a "

@@ -9,7 +9,9 @@ Writes into one folder:
 * ``freeview_grid.png``: her head turned over a yaw x pitch grid;
 * ``summary.json``: what the labeller (the evaluation suite's measurer) reads on the
   video: how closely the output follows the driver's head and gaze, and how far it stays
-  from the portrait's identity; and the time per frame.
+  from the portrait's identity; and the time per frame. The same figures for
+  ``meshwarp`` (no learning: the portrait warped along the face mesh) on the same frames
+  sit beside them, under ``meshwarp``.
 """
 
 from __future__ import annotations
@@ -118,6 +120,16 @@ def follow_figures(
     )
 
 
+def meshwarp_figures(portrait: np.ndarray, drivers: list[np.ndarray]) -> FollowFigures:
+    """:func:`follow_figures` of the no-learning mesh warp on the same driving frames,
+    relative to the first of them (as the Reenactor drives)."""
+    from freehead.evaluation.methods import MeshWarpMethod
+
+    method = MeshWarpMethod()
+    outputs = [method.reenact([portrait], frame, drivers[0]) for frame in drivers]
+    return follow_figures(outputs, drivers, portrait)
+
+
 @dataclass(frozen=True)
 class DemoSummary:
     """What ``summary.json`` holds: the inputs, the time per frame, how the output follows
@@ -128,10 +140,12 @@ class DemoSummary:
     frames: int
     ms_per_frame: float
     follow: FollowFigures
+    meshwarp: FollowFigures
     outputs: list[str]
 
     def to_json(self) -> dict:
-        """``summary.json``: the fields, with the follow figures at the top level."""
+        """``summary.json``: the fields, with the follow figures at the top level and
+        meshwarp's under ``meshwarp``."""
         out = asdict(self)
         return {**{k: v for k, v in out.items() if k != "follow"}, **out["follow"]}
 
@@ -150,6 +164,10 @@ class DemoSummary:
             if gaze is not None else "  gaze: eyes closed in the measured frames",
             f"  identity distance to the portrait {ident} (dlib; < 0.6 reads as the same person)"
             if ident is not None else "  identity: dlib found no face",
+            f"  meshwarp (no learning) on the same frames: head motion within "
+            f"{self.meshwarp.head_motion_error_deg}°, gaze within "
+            f"{self.meshwarp.gaze_in_head_error_deg}°, identity distance "
+            f"{self.meshwarp.identity_distance_to_portrait}",
         ])  # fmt: skip
 
 
@@ -227,6 +245,7 @@ def run_demo(out: str | Path, samples: str | Path = "data/samples", frames: int 
         frames=frames,
         ms_per_frame=round(seconds / frames * 1000, 1),
         follow=follow_figures(sampled_out, sampled_drv, portrait),
+        meshwarp=meshwarp_figures(portrait, sampled_drv),
         outputs=[str(out / n) for n in OUTPUTS],
     )
     atomic_write_json(out / "summary.json", summary.to_json())

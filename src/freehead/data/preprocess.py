@@ -3,7 +3,8 @@
 Each source (a video, a folder of frames, or an image) is decoded twice: once to track
 the face in every frame, once to cut the crops after the crop boxes have been smoothed
 over the whole clip. Long sources can be cut into clips of ``clip_frames`` frames; each
-clip gets its own crop track, eyeball centres and labels.
+clip gets its own crop track, eyeball centres and labels. ``heldout_from`` splits a source
+by time: its frames from a given one on make their own clips, held out.
 """
 
 from __future__ import annotations
@@ -49,6 +50,9 @@ class PreprocessOptions:
     max_frames: int | None = None
     heldout: tuple[str, ...] = ()
     jpeg_quality: int = 95
+    heldout_from: tuple[tuple[str, int], ...] = ()
+    """(source-name glob, frame): the matching sources' frames from ``frame`` on are cut
+    into clips of their own (named by their first frame) and held out."""
 
 
 @dataclass
@@ -159,19 +163,54 @@ def parse_shard(text: str) -> tuple[int, int]:
     return i, n
 
 
-def chunk_ranges(num_frames: int, clip_frames: int) -> list[tuple[int, int]]:
-    """Frame ranges [start, end) of the clips of a source."""
+def chunk_ranges(
+    num_frames: int, clip_frames: int, cut: int | None = None
+) -> list[tuple[int, int]]:
+    """Frame ranges [start, end) of the clips of a source; with ``cut``, the frames before
+    it and those from it on are chunked apart (no clip spans the cut)."""
+    if cut is not None and 0 < cut < num_frames:
+        tail = chunk_ranges(num_frames - cut, clip_frames)
+        return chunk_ranges(cut, clip_frames) + [(s + cut, e + cut) for s, e in tail]
     if clip_frames <= 0 or num_frames <= clip_frames:
         return [(0, num_frames)]
     return [(s, min(s + clip_frames, num_frames)) for s in range(0, num_frames, clip_frames)]
 
 
+def heldout_cut(source_name: str, options: PreprocessOptions) -> int | None:
+    """The frame from which ``source_name`` is held out (``heldout_from``), if any."""
+    for pattern, frame in options.heldout_from:
+        if fnmatch.fnmatchcase(source_name, pattern):
+            return frame
+    return None
+
+
 def clip_name(source: InputSource, start: int, options: PreprocessOptions) -> str:
-    return f"{source.name}/{start:06d}" if options.clip_frames > 0 else source.name
+    cut = options.clip_frames > 0 or heldout_cut(source.name, options) is not None
+    return f"{source.name}/{start:06d}" if cut else source.name
 
 
-def split_of(name: str, heldout: tuple[str, ...]) -> str:
-    return "heldout" if any(fnmatch.fnmatchcase(name, p) for p in heldout) else "train"
+def split_of(
+    name: str, heldout: tuple[str, ...], heldout_from: tuple[tuple[str, int], ...] = ()
+) -> str:
+    """``heldout`` for a clip name matching a ``heldout`` glob, or cut from a source at or
+    after its ``heldout_from`` frame; else ``train``."""
+    if any(fnmatch.fnmatchcase(name, p) for p in heldout):
+        return "heldout"
+    source, _, start = name.rpartition("/")
+    for pattern, frame in heldout_from:
+        if start.isdigit() and int(start) >= frame and fnmatch.fnmatchcase(source, pattern):
+            return "heldout"
+    return "train"
+
+
+def parse_heldout_from(text: str) -> tuple[str, int]:
+    """``"GLOB@FRAME"`` -> (glob, frame), e.g. ``feat_man/single_face@54``."""
+    pattern, _, frame = text.rpartition("@")
+    if not pattern or not frame.isdigit():
+        raise FreeheadError(
+            f"--heldout-from takes SOURCE@FRAME, e.g. person/video@300, not {text!r}"
+        )
+    return pattern, int(frame)
 
 
 def process_source(
@@ -189,7 +228,8 @@ def process_source(
         total = frames.num_frames
         if options.max_frames is not None:
             total = min(total, options.max_frames)
-        ranges = chunk_ranges(total, options.clip_frames)
+        cut = heldout_cut(source.name, options)
+        ranges = chunk_ranges(total, options.clip_frames, cut)
         todo = [r for r in ranges if not dataset.is_done(clip_name(source, r[0], options))]
         result.skipped_clips = [clip_name(source, r[0], options) for r in ranges if r not in todo]
         if not todo:
@@ -202,7 +242,7 @@ def process_source(
         if not (flags != FLAG_NO_FACE).any():
             raise FreeheadError(f"no face found in {source.path}")
         # The container's count may be off by a frame or two: cut by what was decoded.
-        ranges = chunk_ranges(n, options.clip_frames)
+        ranges = chunk_ranges(n, options.clip_frames, cut)
         todo = [r for r in ranges if not dataset.is_done(clip_name(source, r[0], options))]
         labelled = {}
         for start, end in todo:
@@ -271,7 +311,7 @@ def _write_clips(
         info = ClipInfo(
             name=name,
             identity=source.identity,
-            split=split_of(name, options.heldout),
+            split=split_of(name, options.heldout, options.heldout_from),
             source=str(source.path),
             first_frame=start,
             frames=end - start,
@@ -372,9 +412,9 @@ def _summarise(
 ) -> PreprocessSummary:
     """Set the splits of the clips the run touched, rebuild the manifest and sum up."""
     touched = [c for r in results for c in r.clips + r.skipped_clips]
-    if options.heldout:
+    if options.heldout or options.heldout_from:
         for name in touched:
-            dataset.set_split(name, split_of(name, options.heldout))
+            dataset.set_split(name, split_of(name, options.heldout, options.heldout_from))
     dataset_clips = dataset.write_manifest()
     clip_summaries = {}
     for name in touched:

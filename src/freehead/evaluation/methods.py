@@ -111,10 +111,74 @@ class FreeheadMethod(Method):
         return self.reenactor.redirect_gaze(source, pitch, yaw, crops=True)
 
 
+class MeshWarpMethod(Method):
+    """meshwarp (:mod:`freehead.inference.meshwarp`): no learning, the source warped along
+    mediapipe's face mesh onto the driver's. Cross-identity drives relatively to the
+    reference (the driver's head and expression change put on the source's mesh);
+    self-reenactment absolutely (the driver's own mesh, where it is in its crop: the same
+    person in the same crop frame); gaze redirection turns the irises about their eyeball
+    centres. Landmarks come from a still-image ``FaceTracker``; the prepared source and
+    the reference's landmarks are cached while the same images come back.
+    """
+
+    name = "meshwarp"
+    description = "no learning: the source warped along the face mesh onto the driver's"
+
+    def __init__(self) -> None:
+        from freehead.inference.meshwarp import MeshWarp
+        from freehead.perception.tracker import FaceTracker
+
+        self.warp = MeshWarp()
+        self.tracker = FaceTracker(video=False)
+        self._key: bytes | None = None
+        self._source = None
+        self._reference: tuple[bytes, np.ndarray] | None = None
+
+    def _landmarks(self, image: np.ndarray, what: str) -> np.ndarray:
+        from freehead.inference.meshwarp import track_landmarks
+
+        return track_landmarks(self.tracker, image, what)
+
+    def prepare(self, sources: list[np.ndarray]) -> None:
+        key = _digest(sources[:1])
+        if key != self._key:
+            self._source = self.warp.prepare(sources[0], self._landmarks(sources[0], "source"))
+            self._key = key
+
+    def reenact(
+        self, sources: list[np.ndarray], driver: np.ndarray, reference: np.ndarray | None = None
+    ) -> np.ndarray:
+        self.prepare(sources)
+        d = self._landmarks(driver, "driver")
+        if reference is None:
+            return self.warp.render(self._source, self.warp.absolute(self._source, d))
+        key = _digest([reference])
+        if self._reference is None or self._reference[0] != key:
+            self._reference = (key, self._landmarks(reference, "driver's reference"))
+        target = self.warp.relative(self._source, d, self._reference[1])
+        return self.warp.render(self._source, target)
+
+    def redirect_gaze(self, source: np.ndarray, pitch: float, yaw: float) -> np.ndarray:
+        self.prepare([source])
+        return self.warp.render(self._source, self.warp.gaze(self._source, pitch, yaw))
+
+
+def _digest(images: list[np.ndarray]) -> bytes:
+    """A short hash of some images' pixels (and shapes), to tell cached inputs apart."""
+    import hashlib
+
+    h = hashlib.blake2b(digest_size=16)
+    for image in images:
+        h.update(repr(image.shape).encode())
+        h.update(np.ascontiguousarray(image).tobytes())
+    return h.digest()
+
+
 METHODS: dict[str, type[Method]] = {
     "copy-source": CopySource,
     "oracle": Oracle,
     "freehead": FreeheadMethod,
+    "meshwarp": MeshWarpMethod,
 }
 
 

@@ -9,16 +9,14 @@ descriptor, offline via ``face-recognition-models``).
 
 from __future__ import annotations
 
-import importlib.util
 import math
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
-from freehead.errors import FreeheadError
+from freehead.perception import identity
 
 if TYPE_CHECKING:
     from freehead.perception.tracker import FaceTracker
@@ -115,64 +113,12 @@ def pose_error_deg(a: np.ndarray, b: np.ndarray) -> float:
 # ------------------------------------------------------------------------- identity
 
 
-@dataclass(frozen=True)
-class IdentityModels:
-    predictor: Path
-    recognition: Path
-
-
-def identity_model_files() -> IdentityModels:
-    """dlib's 68-point shape predictor and face-descriptor network, from the installed
-    ``face-recognition-models`` package (found without importing it: it needs
-    ``pkg_resources``)."""
-    spec = importlib.util.find_spec("face_recognition_models")
-    if spec is None or not spec.submodule_search_locations:
-        raise FreeheadError(
-            "the identity metric needs the face-recognition-models package "
-            "(pip install face-recognition-models)"
-        )
-    root = Path(next(iter(spec.submodule_search_locations))) / "models"
-    files = IdentityModels(
-        predictor=root / "shape_predictor_68_face_landmarks.dat",
-        recognition=root / "dlib_face_recognition_resnet_model_v1.dat",
-    )
-    for f in (files.predictor, files.recognition):
-        if not f.is_file():
-            raise FreeheadError(f"face-recognition-models is missing {f.name}")
-    return files
-
-
-class IdentityEncoder:
-    """dlib's 128-D face descriptor (ResNet, LFW-trained). Distances under ~0.6 are, by
-    dlib's threshold, the same person."""
-
-    def __init__(self) -> None:
-        import dlib
-
-        files = identity_model_files()
-        self._detector = dlib.get_frontal_face_detector()
-        self._predictor = dlib.shape_predictor(str(files.predictor))
-        self._net = dlib.face_recognition_model_v1(str(files.recognition))
-        self._dlib = dlib
-
-    def descriptor(self, image: np.ndarray, box: tuple[float, float, float, float] | None = None):
-        """``(128,)`` descriptor of the largest face in an RGB uint8 image, or None when
-        dlib finds none. ``box`` (left, top, right, bottom) in pixels skips detection."""
-        image = np.ascontiguousarray(image)
-        if box is None:
-            faces = self._detector(image, 1)
-            if not faces:
-                return None
-            rect = max(faces, key=lambda r: r.width() * r.height())
-        else:
-            rect = self._dlib.rectangle(*(round(v) for v in box))
-        shape = self._predictor(image, rect)
-        return np.asarray(self._net.compute_face_descriptor(image, shape), dtype=np.float64)
-
-
-def identity_distance(a: np.ndarray, b: np.ndarray) -> float:
-    """Euclidean distance of two dlib descriptors (lower is more alike)."""
-    return float(np.linalg.norm(a - b))
+# dlib's descriptor lives in perception (the sample data's people use it too); these
+# names stay importable from here.
+IdentityEncoder = identity.IdentityEncoder
+IdentityModels = identity.IdentityModels
+identity_model_files = identity.identity_model_files
+identity_distance = identity.identity_distance
 
 
 def cosine_similarity(a: np.ndarray, b: np.ndarray) -> float:

@@ -234,20 +234,23 @@ class UnseenEvaluator:
         return _Portrait(path.stem, crop, m, self._descriptor(crop, m))
 
     def _drives(self) -> list[list[_Drive]]:
-        """Per held-out clip: its first usable frame as the reference, and
+        """Per held-out identity, its longest held-out clip (clips of one identity may hold
+        the same footage): its first usable frame as the reference, and
         ``frames_per_clip`` frames spread over the rest."""
         out = []
+        longest: dict[str, tuple[int, str, np.ndarray]] = {}
         for clip in (c for c in self.dataset.clips() if c.split == "heldout"):
             frames = np.flatnonzero(self.dataset.labels(clip.name).valid)
-            if len(frames) < 2:
-                continue
+            if len(frames) >= 2 and len(frames) > longest.get(clip.identity, (0,))[0]:
+                longest[clip.identity] = (len(frames), clip.name, frames)
+        for _, name, frames in sorted(longest.values(), key=lambda x: x[1]):
             rest = frames[1:]
             at = np.linspace(0, len(rest) - 1, self.config.frames_per_clip).round().astype(int)
-            reference = self.dataset.frame(clip.name, int(frames[0]))
+            reference = self.dataset.frame(name, int(frames[0]))
             rm = self.measure(reference)
             drives = []
             for index in dict.fromkeys(rest[at].tolist()):
-                frame = self.dataset.frame(clip.name, int(index))
+                frame = self.dataset.frame(name, int(index))
                 fm = self.measure(frame)
                 if rm is not None and fm is not None:
                     drives.append(_Drive(reference, frame, rm, fm))
@@ -378,9 +381,19 @@ def picture(rows: list[list], names: list[str]) -> np.ndarray:
 
 
 def default_portraits(samples: str | Path) -> list[Path]:
-    """The benchmark portraits of the sample data (``portraits/unseen``)."""
-    folder = Path(samples) / "portraits" / "unseen"
-    return portrait_files(folder, "run: freehead data fetch-samples")
+    """The benchmark portraits of the sample data (``portraits/unseen``: people split from
+    every training person by face descriptor, :mod:`freehead.data.people`)."""
+    from freehead.data.people import benchmark_portraits
+
+    try:
+        files = benchmark_portraits(samples)
+    except FreeheadError:
+        files = []
+    if not files or not all(f.is_file() for f in files):
+        raise FreeheadError(
+            f"{samples} has no benchmark portraits; run: freehead data fetch-samples"
+        )
+    return files
 
 
 def portrait_files(folder: Path, hint: str = "") -> list[Path]:

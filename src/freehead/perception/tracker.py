@@ -89,3 +89,32 @@ class FaceTracker:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def search_windows(tracker: FaceTracker, image: np.ndarray) -> Detection:
+    """Look for faces in overlapping square windows of a still image, for faces too small
+    for mediapipe's detector in the whole image (a wide frame, a full-body photo).
+
+    Windows: the image's shorter side and half of it, at half-window steps. Faces found
+    in several windows count once (largest first).
+    """
+    h, w = image.shape[:2]
+    side = min(h, w)
+    found: list[np.ndarray] = []
+    for s in (side, side // 2) if side >= 256 else (side,):
+        ys = sorted({*range(0, h - s + 1, s // 2), h - s})
+        xs = sorted({*range(0, w - s + 1, s // 2), w - s})
+        for y in ys:
+            for x in xs:
+                det = tracker(np.ascontiguousarray(image[y : y + s, x : x + s]))
+                for face in det.faces:
+                    found.append(face + np.array([x, y, 0], np.float32))
+    found.sort(key=lambda f: -float(np.prod(np.ptp(f[:, :2], axis=0))))
+    faces: list[np.ndarray] = []
+    for f in found:
+        centre, width = f[:, :2].mean(0), float(np.ptp(f[:, 0]))
+        if all(np.linalg.norm(centre - g[:, :2].mean(0)) > width / 2 for g in faces):
+            faces.append(f)
+    if not faces:
+        return Detection(landmarks=None, num_faces=0)
+    return Detection(landmarks=faces[0], num_faces=len(faces), faces=tuple(faces))

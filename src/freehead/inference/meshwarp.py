@@ -1,0 +1,665 @@
+"""meshwarp: reenactment without learning, by warping the source image along the face mesh.
+
+mediapipe's 478 landmarks (468 mesh points + 5 per iris) of the source and the driver give
+a *target mesh*: where every source landmark should be in the output. The output is the
+source image warped piecewise-affinely, triangle by triangle, from the source mesh onto
+the target mesh (a backward map: every output pixel is read from the source pixel that
+its triangle's affine map sends it to, with one ``cv2.remap``).
+
+The triangles, fixed for every face (:func:`face_topology`):
+
+* mediapipe's face tessellation, 852 triangles (the 3-cliques of its edge list, less the
+  two cliques that are not faces of the mesh);
+* the holes filled: each eye opening as two strips between its lids and a chain through
+  the iris (outer corner, iris rim, iris centre, iris rim, inner corner), so moving the
+  iris points moves the iris; the mouth as one strip between the inner lips;
+* a band from the face outline to a *head ring* (the outline enlarged
+  :data:`HEAD_RING_SCALE` times about its centre, in the head frame) that moves rigidly
+  with the head's similarity: hair, ears and neck;
+* a band from the head ring to an *outer ring* (enlarged :data:`OUTER_RING_SCALE` times)
+  fixed to the image: the background stays still. Beyond it the image is unchanged.
+
+They are drawn outer band, head band, holes, then the face's triangles far to near (by
+their mean depth in the target), so a turned face's near side covers its far side. Inside
+the mouth opening the backward map is redone (:func:`mouth_interior`): the source's
+interior keeps its size below the upper lip, and what the target opens wider is shaded
+towards a dark cavity, instead of the source's lips or teeth stretched over it.
+
+Target meshes (all in the pixels of the output, which has the source's size):
+
+* relative (:meth:`MeshWarp.relative`): the driver's motion since its reference frame —
+  the head's similarity change and the expression offsets in the driver's head frame,
+  which is in units of the face's size (the outer-eye-corner distance, IOD), so they are
+  rescaled to the source's face — put on the source's mesh, irises included;
+* absolute (:meth:`MeshWarp.absolute`): the driver's own mesh where it is in the driver's
+  image (for self-reenactment of aligned crops: the same person, the same crop frame);
+* gaze (:meth:`MeshWarp.gaze`): the source's mesh with each iris turned about its eyeball
+  centre (the eyeball model of :mod:`freehead.perception.eyes`) to a requested gaze.
+
+Coordinates: landmarks are the tracker's pixels (x right, y down, z away from the camera,
+the first pixel's outer edge at 0); the rasteriser and ``cv2.remap`` put pixel centres at
+integers, so the warp shifts by half a pixel at its edges.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections import Counter
+from dataclasses import dataclass
+from functools import lru_cache
+
+import cv2
+import numpy as np
+import torch
+
+from freehead.errors import FreeheadError
+from freehead.geometry import gaze_from_angles
+from freehead.perception.eyes import IRIS_DISTANCE_IOD, fit_eyes
+from freehead.perception.keypoints import (
+    EYE_INNER_CORNER,
+    EYE_OUTER_CORNER,
+    IRIS,
+    NUM_LANDMARKS,
+)
+from freehead.perception.shape import MeanShape, fit_head_pose
+from freehead.perception.tracker import FaceTracker
+
+HEAD_RING_SCALE = 1.6
+"""The head ring: the face outline enlarged this many times about its centre."""
+OUTER_RING_SCALE = 2.6
+"""The fixed outer ring: the face outline enlarged this many times about its centre."""
+IRIS_MARGIN = 0.85
+"""Iris points are kept this far (a fraction of the way) from the eye's centre to its lids."""
+
+MOUTH_CAVITY_RGB = (40, 16, 16)
+"""The colour a mouth opened wider than the source's is shaded towards (a dark cavity)."""
+
+MOUTH_CORNERS_INNER = (78, 308)
+LAYER_OUTER, LAYER_HEAD, LAYER_HOLES, LAYER_FACE = 0, 1, 2, 3
+
+
+# ------------------------------------------------------------------------- topology
+
+
+@dataclass(frozen=True)
+class FaceTopology:
+    """The warp's triangles over ``num_vertices`` = 478 landmarks + the head ring + the
+    outer ring.
+
+    ``triangles`` ``(F, 3)`` int64 vertex indices; ``layer`` ``(F,)`` the drawing group
+    (``LAYER_*``); ``oval`` ``(R,)`` the face outline's landmarks in loop order (ring
+    vertex ``478 + i`` is outline point ``i`` enlarged, ``478 + R + i`` the outer one);
+    ``eyes`` the two eye-opening loops ``(n,)``; ``lips`` the inner lips, upper and
+    lower, each from mouth corner to mouth corner; ``mouth`` ``(M,)`` the indices of the
+    triangles that fill the mouth opening.
+    """
+
+    triangles: np.ndarray
+    layer: np.ndarray
+    oval: np.ndarray
+    eyes: tuple[np.ndarray, np.ndarray]
+    lips: tuple[np.ndarray, np.ndarray]
+    mouth: np.ndarray
+    num_vertices: int
+
+
+def tessellation_triangles() -> np.ndarray:
+    """mediapipe's face-mesh triangles, ``(852, 3)`` sorted index triples.
+
+    mediapipe ships the tessellation as edges. Every face is a 3-clique of them; the only
+    other 3-cliques are triangles whose three edges each already border two faces (they
+    run round a vertex), which are dropped.
+    """
+    from mediapipe.python.solutions.face_mesh_connections import FACEMESH_TESSELATION
+
+    edges = {tuple(sorted(e)) for e in FACEMESH_TESSELATION}
+    neighbours: dict[int, set[int]] = {}
+    for a, b in edges:
+        neighbours.setdefault(a, set()).add(b)
+        neighbours.setdefault(b, set()).add(a)
+    cliques = {tuple(sorted((a, b, c))) for a, b in edges for c in neighbours[a] & neighbours[b]}
+    uses = Counter(e for t in cliques for e in itertools.combinations(t, 2))
+    faces = [t for t in cliques if min(uses[e] for e in itertools.combinations(t, 2)) < 3]
+    return np.array(sorted(faces), dtype=np.int64)
+
+
+def orient_triangles(triangles: np.ndarray) -> np.ndarray:
+    """The triangles ``(F, 3)`` of a connected, orientable mesh with one winding: two
+    triangles that share an edge run along it in opposite directions (breadth first from
+    the first triangle, which keeps its order). ``(F, 3)``."""
+    out = np.array(triangles, dtype=np.int64)
+    by_edge: dict[tuple[int, int], list[int]] = {}
+    for f, t in enumerate(out.tolist()):
+        for e in itertools.combinations(sorted(t), 2):
+            by_edge.setdefault(e, []).append(f)
+    done, queue = {0}, [0]
+    while queue:
+        f = queue.pop()
+        t = out[f].tolist()
+        for a, b in ((t[0], t[1]), (t[1], t[2]), (t[2], t[0])):
+            for g in by_edge[tuple(sorted((a, b)))]:
+                if g in done:
+                    continue
+                u = out[g].tolist()
+                if any((u[k], u[(k + 1) % 3]) == (a, b) for k in range(3)):
+                    out[g] = out[g, ::-1]  # it ran along the edge the same way: flip it
+                done.add(g)
+                queue.append(g)
+    return out
+
+
+def boundary_loops(triangles: np.ndarray) -> list[np.ndarray]:
+    """The closed loops of edges that border one triangle only, each ``(n,)`` vertex
+    indices in walking order."""
+    uses = Counter(
+        tuple(sorted(e)) for t in triangles.tolist() for e in itertools.combinations(t, 2)
+    )
+    nxt: dict[int, list[int]] = {}
+    for (a, b), n in uses.items():
+        if n == 1:
+            nxt.setdefault(a, []).append(b)
+            nxt.setdefault(b, []).append(a)
+    loops, seen = [], set()
+    for start in sorted(nxt):
+        if start in seen:
+            continue
+        loop, prev, cur = [start], None, start
+        while True:
+            seen.add(cur)
+            step = [v for v in nxt[cur] if v != prev]
+            prev, cur = cur, step[0]
+            if cur == start:
+                break
+            loop.append(cur)
+        loops.append(np.array(loop, dtype=np.int64))
+    return loops
+
+
+def _arc(points: np.ndarray) -> np.ndarray:
+    """Normalised arc length along a polyline ``(n, 2)`` -> ``(n,)`` from 0 to 1."""
+    d = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(points, axis=0), axis=1))])
+    return d / max(d[-1], 1e-12)
+
+
+def strip_triangles(a: list[int], b: list[int], points: np.ndarray) -> list[tuple[int, int, int]]:
+    """Triangles filling the strip between two polylines ``a`` and ``b`` (vertex indices)
+    that start at the same vertex and end at the same vertex, zipped by their arc lengths
+    over ``points`` ``(V, 2)``; triangles with a repeated vertex are left out."""
+    ta, tb = _arc(points[a]), _arc(points[b])
+    i = j = 0
+    out = []
+    while i < len(a) - 1 or j < len(b) - 1:
+        if i < len(a) - 1 and (j == len(b) - 1 or ta[i + 1] <= tb[j + 1]):
+            tri = (a[i], a[i + 1], b[j])
+            i += 1
+        else:
+            tri = (a[i], b[j + 1], b[j])
+            j += 1
+        if len(set(tri)) == 3:
+            out.append(tri)
+    return out
+
+
+def _split_loop(
+    loop: np.ndarray, first: int, last: int, points: np.ndarray
+) -> tuple[list[int], list[int]]:
+    """A closed loop cut at two of its vertices into two paths from ``first`` to ``last``,
+    the upper one (smaller mean y) first."""
+    k = int(np.flatnonzero(loop == first)[0])
+    ring = np.roll(loop, -k).tolist()
+    m = ring.index(last)
+    one, two = ring[: m + 1], [first, *ring[m:][::-1]]
+    if points[one, 1].mean() > points[two, 1].mean():
+        one, two = two, one
+    return one, two
+
+
+def _iris_chain(eye: int, points: np.ndarray) -> list[int]:
+    """Outer corner, the iris rim point on the outer side, the iris centre, the rim point
+    on the inner side, the inner corner."""
+    outer, inner = EYE_OUTER_CORNER[eye], EYE_INNER_CORNER[eye]
+    centre, *rim = IRIS[eye]
+    side = np.sign(points[outer, 0] - points[centre, 0])
+    horizontal = sorted(rim, key=lambda i: abs(points[i, 1] - points[centre, 1]))[:2]
+    near_outer = max(horizontal, key=lambda i: side * (points[i, 0] - points[centre, 0]))
+    near_inner = min(horizontal, key=lambda i: side * (points[i, 0] - points[centre, 0]))
+    return [outer, near_outer, centre, near_inner, inner]
+
+
+def _ring_triangles(oval: np.ndarray, inner_base: int | None, outer_base: int) -> list:
+    """Quads (as two triangles) between loop ``oval`` (or ring ``inner_base + i``) and the
+    ring ``outer_base + i``."""
+    r = len(oval)
+    inner = oval if inner_base is None else inner_base + np.arange(r)
+    out = []
+    for i in range(r):
+        j = (i + 1) % r
+        out += [(inner[i], inner[j], outer_base + i), (inner[j], outer_base + j, outer_base + i)]
+    return out
+
+
+@lru_cache(maxsize=1)
+def face_topology() -> FaceTopology:
+    """The warp's triangles (built once, from the tessellation and the shipped mean shape's
+    layout, which fixes the order of the fill strips)."""
+    mesh = tessellation_triangles()
+    points = MeanShape.default().points[:, :2]
+    loops = boundary_loops(mesh)
+    by_member = {v: loop for loop in loops for v in (10, *EYE_OUTER_CORNER, MOUTH_CORNERS_INNER[0])
+                 if v in loop}  # fmt: skip
+    oval = by_member[10]
+    if (
+        points[oval, 0] @ np.roll(points[oval, 1], -1)
+        - points[oval, 1] @ np.roll(points[oval, 0], -1)
+        < 0
+    ):
+        oval = oval[::-1]  # one winding for every face
+    holes: list[tuple[int, int, int]] = []
+    eyes = []
+    for eye in (0, 1):
+        loop = by_member[EYE_OUTER_CORNER[eye]]
+        upper, lower = _split_loop(loop, EYE_OUTER_CORNER[eye], EYE_INNER_CORNER[eye], points)
+        chain = _iris_chain(eye, points)
+        holes += strip_triangles(upper, chain, points) + strip_triangles(chain, lower, points)
+        eyes.append(loop)
+    upper, lower = _split_loop(by_member[MOUTH_CORNERS_INNER[0]], *MOUTH_CORNERS_INNER, points)
+    mouth = strip_triangles(upper, lower, points)
+    first_mouth = len(holes)
+    holes += mouth
+    r = len(oval)
+    outer_band = _ring_triangles(oval, NUM_LANDMARKS, NUM_LANDMARKS + r)
+    head_band = _ring_triangles(oval, None, NUM_LANDMARKS)
+    groups = [(outer_band, LAYER_OUTER), (head_band, LAYER_HEAD), (holes, LAYER_HOLES),
+              (mesh.tolist(), LAYER_FACE)]  # fmt: skip
+    triangles = orient_triangles(np.array([t for g, _ in groups for t in g], dtype=np.int64))
+    a, b, c = points[triangles[-1]]  # a face triangle: counter-clockwise as x right, y down
+    if (b[0] - a[0]) * (c[1] - a[1]) - (b[1] - a[1]) * (c[0] - a[0]) < 0:
+        triangles = triangles[:, ::-1].copy()
+    return FaceTopology(
+        triangles=triangles,
+        layer=np.concatenate([np.full(len(g), k, np.int8) for g, k in groups]),
+        oval=oval,
+        eyes=(eyes[0], eyes[1]),
+        lips=(np.array(upper), np.array(lower)),
+        mouth=len(outer_band) + len(head_band) + first_mouth + np.arange(len(mouth)),
+        num_vertices=NUM_LANDMARKS + 2 * r,
+    )
+
+
+# ------------------------------------------------------------------------- poses
+
+
+@dataclass(frozen=True)
+class HeadPose:
+    """The similarity ``x -> scale * rotation @ x + translation`` from head coordinates
+    (IOD units) to pixels: ``rotation`` ``(3, 3)``, ``translation`` ``(3,)``."""
+
+    rotation: np.ndarray
+    translation: np.ndarray
+    scale: float
+
+    def apply(self, points: np.ndarray) -> np.ndarray:
+        """Head frame to pixels. ``(N, 3)`` -> ``(N, 3)``."""
+        return self.scale * points @ self.rotation.T + self.translation
+
+    def invert(self, points: np.ndarray) -> np.ndarray:
+        """Pixels to the head frame. ``(N, 3)`` -> ``(N, 3)``."""
+        return (points - self.translation) @ self.rotation / self.scale
+
+
+def head_pose(landmarks: np.ndarray, mean_shape: MeanShape) -> HeadPose:
+    """The head pose fitted to the rigid landmarks (:func:`fit_head_pose`). ``(478, 3)``."""
+    fit = fit_head_pose(torch.as_tensor(np.asarray(landmarks, np.float64)), mean_shape)
+    return HeadPose(fit.rotation.numpy(), fit.translation.numpy(), float(fit.scale))
+
+
+def rotation_between(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The smallest rotation taking unit vector ``a`` ``(3,)`` to unit vector ``b``:
+    ``(3, 3)`` (Rodrigues; ``a`` = -``b`` is turned about any perpendicular axis)."""
+    v, c = np.cross(a, b), float(a @ b)
+    if c < -1 + 1e-12:
+        axis = np.cross(a, [1.0, 0, 0] if abs(a[0]) < 0.9 else [0, 1.0, 0])
+        axis /= np.linalg.norm(axis)
+        return 2 * np.outer(axis, axis) - np.eye(3)
+    k = np.array([[0, -v[2], v[1]], [v[2], 0, -v[0]], [-v[1], v[0], 0]])
+    return np.eye(3) + k + k @ k / (1 + c)
+
+
+# ------------------------------------------------------------------------- the warp
+
+
+@dataclass(frozen=True)
+class WarpSource:
+    """A prepared source: ``image`` ``(H, W, 3)`` uint8, ``landmarks`` ``(478, 3)`` pixels
+    (irises kept inside the eye openings), ``pose``, ``head`` ``(478, 3)`` the landmarks
+    in head coordinates, ``ring`` ``(R, 3)`` the head ring in head coordinates, ``outer``
+    ``(R, 2)`` the outer ring in pixels, ``vertices`` ``(V, 2)`` every warp vertex in
+    pixels."""
+
+    image: np.ndarray
+    landmarks: np.ndarray
+    pose: HeadPose
+    head: np.ndarray
+    ring: np.ndarray
+    outer: np.ndarray
+    vertices: np.ndarray
+
+
+@dataclass(frozen=True)
+class WarpTarget:
+    """Where the source's landmarks go: ``mesh`` ``(478, 3)`` pixels of the output, and
+    ``pose``, the head's similarity there (it moves the head ring)."""
+
+    mesh: np.ndarray
+    pose: HeadPose
+
+
+def _check_landmarks(landmarks: np.ndarray, what: str) -> np.ndarray:
+    lm = np.asarray(landmarks, np.float64)
+    if lm.shape != (NUM_LANDMARKS, 3) or not np.isfinite(lm).all():
+        raise FreeheadError(f"{what}: expected 478 x 3 finite landmarks, got {lm.shape}")
+    return lm
+
+
+def keep_irises_inside(landmarks: np.ndarray, margin: float = IRIS_MARGIN) -> np.ndarray:
+    """The landmarks with each eye's iris points pulled, along the ray from the eye's
+    corner midpoint, to at most ``margin`` of the way to the eye opening's edge (so the
+    eye's fill triangles do not fold). ``(478, 3)`` -> ``(478, 3)``."""
+    out = np.array(landmarks, np.float64)
+    for eye, loop in enumerate(face_topology().eyes):
+        poly = out[loop, :2]
+        centre = (out[EYE_OUTER_CORNER[eye], :2] + out[EYE_INNER_CORNER[eye], :2]) / 2
+        idx = list(IRIS[eye])
+        d = out[idx, :2] - centre  # (5, 2)
+        a, e = poly - centre, np.roll(poly, -1, axis=0) - poly  # (n, 2)
+        # centre + u d = poly_k + v e_k  ->  u d - v e = a
+        det = d[:, None, 0] * -e[None, :, 1] + e[None, :, 0] * d[:, None, 1]
+        ok = np.abs(det) > 1e-12
+        safe = np.where(ok, det, 1.0)
+        u = (a[None, :, 0] * -e[None, :, 1] + e[None, :, 0] * a[None, :, 1]) / safe
+        v = (d[:, None, 0] * a[None, :, 1] - d[:, None, 1] * a[None, :, 0]) / safe
+        hit = ok & (u > 0) & (v >= 0) & (v <= 1)
+        reach = np.where(hit, u, np.inf).min(axis=1)
+        reach = np.where(np.isfinite(reach), reach, 0.0)
+        out[idx, :2] = centre + np.minimum(1.0, margin * reach)[:, None] * d
+    return out
+
+
+def rasterise(vertices: np.ndarray, triangles: np.ndarray, order: np.ndarray,
+              shape: tuple[int, int]) -> np.ndarray:  # fmt: skip
+    """Index of the triangle seen at each pixel, ``(H, W)`` int32, -1 where none.
+
+    ``vertices`` ``(V, 2)`` with pixel centres at integers; ``triangles`` ``(F, 3)``;
+    ``order`` ``(F,)`` the drawing order (later triangles cover earlier ones).
+    """
+    index = np.full(shape, -1, np.int32)
+    fixed = np.round(vertices * 16).astype(np.int32)  # 4 fractional bits
+    corners = fixed[triangles]  # (F, 3, 2)
+    for t in order.tolist():
+        cv2.fillConvexPoly(index, corners[t], t, lineType=cv2.LINE_8, shift=4)
+    return index
+
+
+def triangle_affines(target: np.ndarray, source: np.ndarray, triangles: np.ndarray) -> np.ndarray:
+    """Per triangle, the affine map taking its target corners to its source corners:
+    ``(F, 2, 3)``, ``source = A @ (x, y, 1)``. ``target``, ``source`` ``(V, 2)``. A
+    degenerate target triangle maps by translation, centroid to centroid."""
+    t, s = target[triangles], source[triangles]  # (F, 3, 2)
+    te = (t[:, 1:] - t[:, :1]).transpose(0, 2, 1)  # (F, 2, 2): edge vectors as columns
+    se = (s[:, 1:] - s[:, :1]).transpose(0, 2, 1)
+    det = te[:, 0, 0] * te[:, 1, 1] - te[:, 0, 1] * te[:, 1, 0]
+    flat = np.abs(det) < 1e-9
+    inv = np.stack([np.stack([te[:, 1, 1], -te[:, 0, 1]], -1),
+                    np.stack([-te[:, 1, 0], te[:, 0, 0]], -1)], 1)  # fmt: skip
+    linear = se @ inv / np.where(flat, 1.0, det)[:, None, None]
+    linear[flat] = np.eye(2)
+    offset = s[:, 0] - (linear @ t[:, 0, :, None])[..., 0]
+    offset[flat] = s[flat].mean(1) - t[flat].mean(1)
+    return np.concatenate([linear, offset[:, :, None]], axis=2)
+
+
+def backward_map(index: np.ndarray, affines: np.ndarray, bounds: np.ndarray | None = None,
+                 slack: float = 1.0) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """``cv2.remap``'s maps ``(H, W)`` float32 x and y: each pixel through its triangle's
+    affine (``affines`` ``(F, 2, 3)``), pixels of no triangle (-1) to themselves.
+
+    ``bounds`` ``(F, 4)`` (x min, y min, x max, y max of each triangle's source corners):
+    each mapped point is kept within ``slack`` pixels of its triangle's box. The
+    rasteriser also marks pixels whose centres lie just outside a triangle, and for a
+    sliver the affine map sends those far away.
+    """
+    h, w = index.shape
+    n = len(affines)
+    if bounds is None:
+        bounds = np.tile([-np.inf, -np.inf, np.inf, np.inf], (n, 1))
+    box = bounds + np.array([-slack, -slack, slack, slack])
+    table = np.concatenate([affines.reshape(n, 6), box], axis=1)  # (F, 10)
+    table = np.concatenate([table, [[1, 0, 0, 0, 1, 0, -np.inf, -np.inf, np.inf, np.inf]]])
+    a = table.astype(np.float32)[np.where(index < 0, n, index)]  # (H, W, 10)
+    xs = np.arange(w, dtype=np.float32)[None, :]
+    ys = np.arange(h, dtype=np.float32)[:, None]
+    mx = a[..., 0] * xs + a[..., 1] * ys + a[..., 2]
+    my = a[..., 3] * xs + a[..., 4] * ys + a[..., 5]
+    np.clip(mx, a[..., 6], a[..., 8], out=mx)
+    np.clip(my, a[..., 7], a[..., 9], out=my)
+    return mx, my
+
+
+def source_bounds(source: np.ndarray, triangles: np.ndarray) -> np.ndarray:
+    """Each triangle's box over its source corners ``(V, 2)``: ``(F, 4)`` x min, y min,
+    x max, y max."""
+    corners = source[triangles]  # (F, 3, 2)
+    return np.concatenate([corners.min(1), corners.max(1)], axis=1)
+
+
+def turn_irises(landmarks: np.ndarray, centres: np.ndarray, gaze: np.ndarray, want: np.ndarray,
+                reach: float) -> np.ndarray:  # fmt: skip
+    """The landmarks ``(478, 3)`` with each eye's five iris points turned about its eyeball
+    centre from gaze ``gaze`` to gaze ``want`` (unit ``(3,)``, one for both eyes).
+
+    ``centres`` ``(2, 3)`` eyeball centres, ``gaze`` ``(2, 3)`` each eye's unit gaze now,
+    ``reach`` the iris centre's distance from the eyeball centre (orthographic, pixels).
+    The iris is put on the eyeball: its centre (the mean of its five points) at
+    ``centre + reach * gaze``, its rim points around it in the image plane; all turn by
+    the smallest rotation from ``gaze`` to ``want`` and are projected (x, y; z kept), so
+    the iris centre lands at ``centre + reach * want``.
+    """
+    out = np.array(landmarks, np.float64)
+    for eye in (0, 1):
+        idx = list(IRIS[eye])
+        rim = np.zeros((len(idx), 3))
+        rim[:, :2] = out[idx, :2] - out[idx, :2].mean(0)
+        iris = centres[eye] + reach * gaze[eye] + rim  # (5, 3) on the eyeball model
+        turned = centres[eye] + (iris - centres[eye]) @ rotation_between(gaze[eye], want).T
+        out[idx, :2] = turned[:, :2]
+    return out
+
+
+def track_landmarks(tracker: FaceTracker, image: np.ndarray, what: str) -> np.ndarray:
+    """The largest face's ``(478, 3)`` landmarks in an ``(H, W, 3)`` uint8 RGB image;
+    FreeheadError naming ``what`` without one."""
+    check_image(image, what)
+    found = tracker(np.ascontiguousarray(image)).landmarks
+    if found is None:
+        raise FreeheadError(f"no face found in the {what}")
+    return found.astype(np.float64)
+
+
+def check_image(image: np.ndarray, what: str) -> None:
+    """FreeheadError unless ``image`` is ``(H, W, 3)`` uint8."""
+    if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 \
+            or image.dtype != np.uint8:  # fmt: skip
+        got = f"{image.shape} {image.dtype}" if isinstance(image, np.ndarray) else type(image)
+        raise FreeheadError(f"the {what} must be an (H, W, 3) uint8 RGB image, got {got}")
+
+
+MAX_GAZE_DEG = 45.0
+"""Gaze requests beyond this many degrees in pitch or yaw are refused."""
+
+
+class MeshWarp:
+    """Reenactment by a piecewise-affine warp of the source along the face mesh.
+
+    Prepare a source once (:meth:`prepare`), make a target mesh per frame
+    (:meth:`relative`, :meth:`absolute` or :meth:`gaze`), and :meth:`render` it. The
+    landmarks are the tracker's (:func:`track_landmarks`); this class does no tracking.
+
+    ``mouth_cavity``: inside the mouth opening, the source's mouth interior is shown at
+    its own size below the upper lip and, where the target opens wider than that, a dark
+    cavity (:func:`mouth_interior`), instead of the source's interior (or lips) stretched
+    over the whole opening.
+    """
+
+    def __init__(self, mean_shape: MeanShape | None = None, head_ring: float = HEAD_RING_SCALE,
+                 outer_ring: float = OUTER_RING_SCALE,
+                 mouth_cavity: bool = True) -> None:  # fmt: skip
+        if not 1.0 < head_ring < outer_ring:
+            raise FreeheadError("the rings must grow outwards: 1 < head_ring < outer_ring")
+        self.mean_shape = mean_shape or MeanShape.default()
+        self.topology = face_topology()
+        self.head_ring, self.outer_ring = head_ring, outer_ring
+        self.mouth_cavity = mouth_cavity
+        face = self.topology.layer == LAYER_FACE
+        self._fixed = np.flatnonzero(~face)  # already grouped outer, head band, holes
+        self._face = np.flatnonzero(face)
+
+    def prepare(self, image: np.ndarray, landmarks: np.ndarray) -> WarpSource:
+        """The source's work, once: ``image`` ``(H, W, 3)`` uint8, its ``landmarks``
+        ``(478, 3)`` pixels."""
+        check_image(image, "source")
+        lm = keep_irises_inside(_check_landmarks(landmarks, "source landmarks"))
+        pose = head_pose(lm, self.mean_shape)
+        head = pose.invert(lm)
+        oval = head[self.topology.oval]
+        centre = np.array([*oval[:, :2].mean(0), 0.0])
+        ring = centre + self.head_ring * (oval - centre)
+        ring[:, 2] = 0.0  # at the depth of the head frame's origin, the rigid points' centre
+        ring_px = pose.apply(ring)[:, :2]
+        centre_px = pose.apply(centre[None])[0, :2]
+        outer = centre_px + self.outer_ring / self.head_ring * (ring_px - centre_px)
+        vertices = np.concatenate([lm[:, :2], ring_px, outer])
+        return WarpSource(image=np.ascontiguousarray(image), landmarks=lm, pose=pose, head=head,
+                          ring=ring, outer=outer, vertices=vertices)  # fmt: skip
+
+    def relative(self, source: WarpSource, driver: np.ndarray, reference: np.ndarray) -> WarpTarget:
+        """The driver's motion since ``reference`` on the source: the head turns by
+        ``R_d R_ref^T``, scales by ``s_d / s_ref`` and moves by ``t_d - t_ref`` (in units
+        of the reference's face size, times the source's); the expression offsets
+        ``h_d - h_ref`` (head frame, IOD units, irises included) are added to the
+        source's own head-frame mesh. ``driver``, ``reference``: ``(478, 3)`` pixels."""
+        d = _check_landmarks(driver, "driver landmarks")
+        r = _check_landmarks(reference, "reference landmarks")
+        pd, pr, ps = (head_pose(x, self.mean_shape) for x in (d, r, source.landmarks))
+        pose = HeadPose(
+            rotation=pd.rotation @ pr.rotation.T @ ps.rotation,
+            translation=ps.translation + (pd.translation - pr.translation) * ps.scale / pr.scale,
+            scale=ps.scale * pd.scale / pr.scale,
+        )
+        offsets = pd.invert(d) - pr.invert(r)
+        return WarpTarget(mesh=keep_irises_inside(pose.apply(source.head + offsets)), pose=pose)
+
+    def absolute(self, source: WarpSource, driver: np.ndarray) -> WarpTarget:
+        """The driver's own mesh, where it is in the driver's image (the output's frame):
+        for self-reenactment, where source and driver are one person in one crop frame.
+        ``driver``: ``(478, 3)`` pixels."""
+        d = keep_irises_inside(_check_landmarks(driver, "driver landmarks"))
+        return WarpTarget(mesh=d, pose=head_pose(d, self.mean_shape))
+
+    def gaze(self, source: WarpSource, pitch: float, yaw: float) -> WarpTarget:
+        """The source's mesh with each iris turned about its eyeball centre
+        (:func:`turn_irises`, the eyeball model of :func:`freehead.perception.eyes.fit_eyes`)
+        to the gaze (``pitch``, ``yaw``) in degrees, camera frame."""
+        if not (math.isfinite(pitch) and math.isfinite(yaw)):
+            raise FreeheadError("gaze angles must be finite numbers")
+        if abs(pitch) > MAX_GAZE_DEG or abs(yaw) > MAX_GAZE_DEG:
+            raise FreeheadError(f"gaze ({pitch:g}, {yaw:g}) is beyond ±{MAX_GAZE_DEG:g}°")
+        lm = torch.as_tensor(source.landmarks)[None]
+        eyes = fit_eyes(lm, fit_head_pose(lm, self.mean_shape), self.mean_shape,
+                        independent_frames=True)  # fmt: skip
+        want = gaze_from_angles(
+            torch.tensor(float(pitch), dtype=torch.float64),
+            torch.tensor(float(yaw), dtype=torch.float64),
+        ).numpy()
+        mesh = turn_irises(source.landmarks, eyes.centres[0].numpy(), eyes.gaze[0].numpy(),
+                           want, source.pose.scale * IRIS_DISTANCE_IOD)  # fmt: skip
+        return WarpTarget(mesh=keep_irises_inside(mesh), pose=source.pose)
+
+    def target_vertices(self, source: WarpSource, target: WarpTarget) -> np.ndarray:
+        """Every warp vertex in the output: the mesh, the head ring moved by the target's
+        head similarity, the outer ring where it was. ``(V, 2)`` pixels."""
+        ring = target.pose.apply(source.ring)[:, :2]
+        return np.concatenate([target.mesh[:, :2], ring, source.outer])
+
+    def draw_order(self, target: WarpTarget) -> np.ndarray:
+        """Triangle indices in drawing order: the bands and holes, then the face's
+        triangles far to near by their corners' mean target depth. ``(F,)``."""
+        tris = self.topology.triangles[self._face]
+        depth = target.mesh[tris, 2].mean(1)
+        return np.concatenate([self._fixed, self._face[np.argsort(-depth, kind="stable")]])
+
+    def render(self, source: WarpSource, target: WarpTarget) -> np.ndarray:
+        """The source warped onto the target mesh: ``(H, W, 3)`` uint8, the source's size."""
+        dst = self.target_vertices(source, target) - 0.5  # pixel centres at integers
+        src = source.vertices - 0.5
+        tris = self.topology.triangles
+        index = rasterise(dst, tris, self.draw_order(target), source.image.shape[:2])
+        mx, my = backward_map(index, triangle_affines(dst, src, tris), source_bounds(src, tris))
+        cavity = None
+        if self.mouth_cavity:
+            inside = np.isin(index, self.topology.mouth)
+            upper, lower = self.topology.lips
+            lips = [
+                (x[upper, :2] - 0.5, x[lower, :2] - 0.5) for x in (source.landmarks, target.mesh)
+            ]
+            cavity = mouth_interior(
+                mx, my, inside, *lips[0], *lips[1], target.pose.scale / source.pose.scale
+            )
+        out = cv2.remap(source.image, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
+        if cavity is not None:
+            ys, xs, weight = cavity
+            patch = out[ys, xs].astype(np.float32)
+            colour = np.float32(MOUTH_CAVITY_RGB)
+            out[ys, xs] = np.round(patch + weight[:, None] * (colour - patch)).astype(np.uint8)
+        return out
+
+
+def lip_height(lip: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """The y of a lip polyline ``(n, 2)`` at each of ``x`` ``(N,)``, linear between its
+    points, held beyond its ends. ``(N,)``."""
+    order = np.argsort(lip[:, 0], kind="stable")
+    return np.interp(x, lip[order, 0], lip[order, 1])
+
+
+def mouth_interior(map_x: np.ndarray, map_y: np.ndarray, inside: np.ndarray,
+                   source_upper: np.ndarray, source_lower: np.ndarray,
+                   target_upper: np.ndarray, target_lower: np.ndarray, scale: float,
+                   feather: float = 0.25,
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:  # fmt: skip
+    """Show the source's mouth interior at its own size inside the target's opening.
+
+    For each output pixel ``inside`` ``(H, W)`` the mouth opening, the backward map
+    ``map_y`` ``(H, W)`` (changed in place) is reset so that the pixel's depth below the
+    target's upper inner lip, divided by ``scale`` (target face size over the source's),
+    is its depth below the source's upper inner lip, at the source column ``map_x``
+    gives: the upper teeth hang from the upper lip as in the source. Where that depth
+    passes the source's own opening (by more than a pixel), the pixel reads the source's
+    lower lip line and is to be shaded towards a cavity. The lips are ``(n, 2)``
+    polylines from corner to corner in the maps' coordinates. Returns rows ``(N,)``,
+    columns ``(N,)`` and cavity weights ``(N,)`` in [0, 1] (0 inside the source's
+    opening, rising to 1 over ``feather`` of it, at least a pixel, beyond), or None when
+    no pixel is inside.
+    """
+    ys, xs = np.nonzero(inside)
+    if len(ys) == 0:
+        return None
+    x = xs.astype(np.float64)
+    depth = (ys - lip_height(target_upper, x)) / scale
+    sx = map_x[ys, xs].astype(np.float64)
+    top, bottom = lip_height(source_upper, sx), lip_height(source_lower, sx)
+    opening = np.maximum(bottom - top, 0.0)
+    depth = np.clip(depth, 0.0, None)
+    map_y[ys, xs] = np.minimum(top + depth, bottom + 1.0)  # a pixel's slack at the lip
+    gap = np.maximum(feather * opening, 1.0)
+    weight = np.clip((depth - opening - 1.0) / gap, 0.0, 1.0)
+    return ys, xs, weight.astype(np.float32)

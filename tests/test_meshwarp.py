@@ -1,0 +1,361 @@
+"""meshwarp: the no-learning reenactment that warps the source along the face mesh."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections import Counter
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from freehead.errors import FreeheadError
+from freehead.geometry import (
+    angles_from_gaze,
+    gaze_from_angles,
+    lift_iris_to_sphere,
+    rotation_from_angles,
+)
+from freehead.inference.meshwarp import (
+    LAYER_FACE,
+    LAYER_HOLES,
+    MeshWarp,
+    WarpTarget,
+    boundary_loops,
+    face_topology,
+    orient_triangles,
+    rasterise,
+    rotation_between,
+    strip_triangles,
+    tessellation_triangles,
+    track_landmarks,
+    turn_irises,
+)
+from freehead.perception.eyes import IRIS_DISTANCE_IOD
+from freehead.perception.keypoints import IRIS, NUM_LANDMARKS
+from freehead.perception.shape import MeanShape
+
+from .conftest import read_video_frames
+
+SIZE = 256
+
+
+def signed_area(points: np.ndarray) -> float:
+    x, y = points[:, 0], points[:, 1]
+    return float(x @ np.roll(y, -1) - y @ np.roll(x, -1)) / 2
+
+
+def synthetic_face(scale: float, centre: tuple[float, float], open_mouth: float = 0.0,
+                   yaw: float = 0.0, roll: float = 0.0) -> np.ndarray:  # fmt: skip
+    """The shipped mean shape in pixels: ``scale`` px per IOD, its rigid centre at
+    ``centre``, turned by ``yaw`` and ``roll`` degrees; ``open_mouth`` IOD moves every
+    point below the mouth's middle down (a non-rigid change: no rigid point lies there).
+    ``(478, 3)``."""
+    p = MeanShape.default().points.copy()
+    mouth_y = p[[13, 14], 1].mean()
+    below = p[:, 1] > mouth_y
+    p[below, 1] += open_mouth
+    turn = rotation_from_angles(*torch.tensor([yaw, 0.0, roll], dtype=torch.float64)).numpy()
+    return scale * p @ turn.T + np.array([*centre, 0.0])
+
+
+def texture(seed: int = 0) -> np.ndarray:
+    """A smooth random RGB image (bilinear resampling of it is nearly exact)."""
+    noise = np.random.default_rng(seed).random((SIZE, SIZE, 3)).astype(np.float32)
+    smooth = cv2.GaussianBlur(noise, (0, 0), 4.0)
+    smooth = (smooth - smooth.min()) / np.ptp(smooth)
+    return np.round(smooth * 255).astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def warp() -> MeshWarp:
+    return MeshWarp()
+
+
+# ---------------------------------------------------------------------- topology
+
+
+def test_tessellation_is_the_852_faces_of_a_disk_with_three_holes():
+    tris = tessellation_triangles()
+    assert tris.shape == (852, 3)
+    uses = Counter(e for t in tris.tolist() for e in itertools.combinations(t, 2))
+    assert max(uses.values()) == 2  # a manifold: no edge borders three triangles
+    loops = sorted(len(loop) for loop in boundary_loops(tris))
+    assert loops == [16, 16, 20, 36]  # two eyes, the inner lips, the face outline
+    assert len({v for t in tris.tolist() for v in t}) == 468  # irises not in the mesh
+
+
+def test_the_warp_triangles_cover_everything_inside_the_outer_ring():
+    topo = face_topology()
+    assert topo.num_vertices == NUM_LANDMARKS + 2 * len(topo.oval)
+    # Topology: a single boundary, the outer ring: no hole is left (eyes, mouth filled).
+    (outer,) = boundary_loops(topo.triangles)
+    assert set(outer.tolist()) == set(range(NUM_LANDMARKS + len(topo.oval), topo.num_vertices))
+    # The eyes' fill triangles run through each iris centre and its two side rim points,
+    # so moving the iris points moves the iris.
+    holes = set(topo.triangles[topo.layer == LAYER_HOLES].ravel().tolist())
+    for centre, *rim in IRIS:
+        assert centre in holes and len(holes & set(rim)) == 2
+    # Geometry: on the mean shape's frontal view, face + holes tile the outline: with one
+    # winding (as the topology orients them), their signed areas sum to the outline's;
+    # an eye or the mouth left open would take its area off.
+    p = MeanShape.default().points[:, :2]
+    inside = topo.triangles[topo.layer >= LAYER_HOLES]
+    areas = np.array([signed_area(p[t]) for t in inside])
+    assert (areas > 0).sum() >= len(areas) - 2  # two at the side of the nose fold in view
+    assert areas.sum() == pytest.approx(signed_area(p[topo.oval]), rel=1e-9)
+
+
+def test_an_open_mouth_and_the_eyes_are_drawn_with_the_fill_triangles(warp):
+    face = synthetic_face(96.0, (128.0, 116.0), open_mouth=0.12)
+    topo = warp.topology
+    source = warp.prepare(texture(), face)
+    target = WarpTarget(mesh=face, pose=source.pose)
+    index = rasterise(warp.target_vertices(source, target) - 0.5, topo.triangles,
+                      warp.draw_order(target), (SIZE, SIZE))  # fmt: skip
+    for loop in (*topo.eyes, np.concatenate([topo.lips[0], topo.lips[1][::-1]])):
+        poly = np.zeros((SIZE, SIZE), np.uint8)
+        cv2.fillPoly(poly, [np.round((face[loop, :2] - 0.5) * 16).astype(np.int32)], 1, shift=4)
+        poly = cv2.erode(poly, np.ones((5, 5), np.uint8)).astype(bool)  # off the lids' edges
+        assert poly.sum() > 50
+        assert (topo.layer[index[poly]] == LAYER_HOLES).all()
+    oval = np.zeros((SIZE, SIZE), np.uint8)
+    cv2.fillPoly(oval, [np.round((face[topo.oval, :2] - 0.5) * 16).astype(np.int32)], 1, shift=4)
+    oval = cv2.erode(oval, np.ones((5, 5), np.uint8)).astype(bool)
+    assert (index[oval] >= 0).all()
+    assert np.isin(topo.layer[index[oval]], [LAYER_HOLES, LAYER_FACE]).all()
+
+
+def test_orienting_gives_every_triangle_one_winding():
+    # a square's fan and a strip, given with mixed windings
+    points = np.array([[0, 0], [1, 0], [1, 1], [0, 1], [0.5, 0.5], [2, 0], [2, 1]], float)
+    tris = np.array([[0, 1, 4], [2, 1, 4], [2, 3, 4], [0, 3, 4], [1, 5, 2], [6, 2, 5]])
+    oriented = orient_triangles(tris)
+    assert sorted(map(sorted, oriented.tolist())) == sorted(map(sorted, tris.tolist()))
+    signs = {np.sign(signed_area(points[t])) for t in oriented}
+    assert len(signs) == 1
+
+
+def test_strips_zip_two_paths_with_shared_ends():
+    points = np.array([[0, 0], [1, -1], [2, -1], [3, 0], [1.5, 1]], float)
+    tris = strip_triangles([0, 1, 2, 3], [0, 4, 3], points)
+    assert len(tris) == 3
+    total = sum(abs(signed_area(points[list(t)])) for t in tris)
+    assert total == pytest.approx(abs(signed_area(points[[0, 1, 2, 3, 4]])))
+
+
+# ------------------------------------------------------------------ closed forms
+
+
+def test_rotation_between_unit_vectors():
+    rng = np.random.default_rng(3)
+    for _ in range(5):
+        a, b = (v / np.linalg.norm(v) for v in rng.normal(size=(2, 3)))
+        q = rotation_between(a, b)
+        assert q @ a == pytest.approx(b, abs=1e-12)
+        assert q @ q.T == pytest.approx(np.eye(3), abs=1e-12)
+        assert np.linalg.det(q) == pytest.approx(1.0)
+        axis = np.cross(a, b) / np.linalg.norm(np.cross(a, b))
+        assert q @ axis == pytest.approx(axis, abs=1e-12)  # the smallest: about a x b
+    a = np.array([0.0, 0.0, -1.0])
+    assert rotation_between(a, -a) @ a == pytest.approx(-a)
+
+
+def test_identity_motion_returns_the_source(warp):
+    face, image = synthetic_face(64.0, (128.0, 124.0), open_mouth=0.05), texture()
+    source = warp.prepare(image, face)
+    same = warp.render(source, warp.relative(source, face, face))
+    assert np.array_equal(same, image)
+    assert np.array_equal(warp.render(source, warp.absolute(source, face)), image)
+
+
+def _in_plane(angle_deg: float) -> np.ndarray:
+    c, s = math.cos(math.radians(angle_deg)), math.sin(math.radians(angle_deg))
+    return np.array([[c, -s, 0], [s, c, 0], [0, 0, 1.0]])
+
+
+def test_a_rigid_driver_motion_moves_the_source_by_the_same_similarity(warp):
+    """Driver = sigma Q reference + tau (in-plane). The target is then, in closed form,
+    the source turned by Q and scaled by sigma about its rigid centre c_s and moved by
+    the driver's rigid-centre displacement in units of the reference's face size —
+    whatever the reference's and the source's own head poses."""
+    s0, c0 = 60.0, np.array([120.0, 118.0, 0.0])
+    reference = synthetic_face(s0, tuple(c0[:2]), yaw=20.0, roll=-6.0)
+    sigma, q, tau = 1.06, _in_plane(8.0), np.array([5.0, -4.0, 0.0])
+    driver = sigma * reference @ q.T + tau
+    ss, cs = 66.0, np.array([131.0, 127.0, 0.0])
+    face, image = synthetic_face(ss, tuple(cs[:2]), open_mouth=0.08, yaw=-8.0, roll=4.0), texture(1)
+    source = warp.prepare(image, face)
+    target = warp.relative(source, driver, reference)
+    shift = (sigma * q @ c0 + tau - c0) * ss / s0
+    expected = sigma * (source.landmarks - cs) @ q.T + cs + shift
+    assert target.mesh == pytest.approx(expected, abs=1e-6)
+    # The image moves by that similarity too, face and head ring alike.
+    a = sigma * q[:2, :2]
+    m = np.concatenate([a, (a @ (0.5 - cs[:2]) + cs[:2] + shift[:2] - 0.5)[:, None]], axis=1)
+    want = cv2.warpAffine(image, m, (SIZE, SIZE), flags=cv2.INTER_LINEAR)
+    got = warp.render(source, target)
+    ring = warp.target_vertices(source, target)[
+        NUM_LANDMARKS : NUM_LANDMARKS + len(warp.topology.oval)
+    ]
+    mask = np.zeros((SIZE, SIZE), np.uint8)
+    cv2.fillPoly(mask, [np.round((ring - 0.5) * 16).astype(np.int32)], 1, shift=4)
+    mask = cv2.erode(mask, np.ones((5, 5), np.uint8)).astype(bool)
+    mask &= cv2.erode(np.ones((SIZE, SIZE), np.uint8), np.ones((9, 9), np.uint8)).astype(bool)
+    diff = np.abs(got.astype(int) - want.astype(int))[mask]
+    assert mask.sum() > 10000
+    assert diff.mean() < 0.5 and np.percentile(diff, 99.9) <= 3
+
+
+def test_outside_the_outer_ring_the_image_stays_still(warp):
+    reference = synthetic_face(24.0, (128.0, 128.0))
+    driver = 1.1 * (reference - [128, 128, 0]) @ _in_plane(-12.0).T + [134, 122, 0]
+    face, image = synthetic_face(26.0, (126.0, 130.0)), texture(2)
+    source = warp.prepare(image, face)
+    got = warp.render(source, warp.relative(source, driver, reference))
+    ring = np.zeros((SIZE, SIZE), np.uint8)
+    cv2.fillPoly(ring, [np.round((source.outer - 0.5) * 16).astype(np.int32)], 1, shift=4)
+    outside = ~cv2.dilate(ring, np.ones((5, 5), np.uint8)).astype(bool)
+    assert outside.sum() > 5000 and (~outside).sum() > 5000
+    assert np.array_equal(got[outside], image[outside])
+    assert not np.array_equal(got[~outside], image[~outside])
+
+
+# ----------------------------------------------------------------------- bad input
+
+
+def test_bad_input_is_a_one_line_error(warp):
+    face, image = synthetic_face(64.0, (128.0, 124.0)), texture()
+    with pytest.raises(FreeheadError, match="finite landmarks"):
+        warp.prepare(image, np.full((NUM_LANDMARKS, 3), np.nan))
+    with pytest.raises(FreeheadError, match="uint8"):
+        warp.prepare(image.astype(np.float32), face)
+    source = warp.prepare(image, face)
+    with pytest.raises(FreeheadError, match="478 x 3"):
+        warp.relative(source, face[:468], face)
+    with pytest.raises(FreeheadError, match="beyond"):
+        warp.gaze(source, 60.0, 0.0)
+    with pytest.raises(FreeheadError, match="finite"):
+        warp.gaze(source, float("nan"), 0.0)
+    with pytest.raises(FreeheadError, match="rings"):
+        MeshWarp(head_ring=2.0, outer_ring=1.5)
+
+
+def test_no_face_is_a_freehead_error():
+    from freehead.evaluation.methods import make_method
+    from freehead.perception.tracker import FaceTracker
+
+    blank = np.full((SIZE, SIZE, 3), 128, np.uint8)
+    with (
+        FaceTracker(video=False) as tracker,
+        pytest.raises(FreeheadError, match="no face found in the driver"),
+    ):
+        track_landmarks(tracker, blank, "driver")
+    method = make_method("meshwarp")
+    assert method.name == "meshwarp"
+    with pytest.raises(FreeheadError, match="no face found in the source"):
+        method.prepare([blank])
+
+
+# ---------------------------------------------------------------------- real frames
+
+
+@pytest.fixture(scope="module")
+def real(samples):
+    """The astronaut portrait and franck.mp4 held-out frames (4000 the reference, then
+    frames where he turns and tilts), cropped as the dataset crops them."""
+    from freehead.media import read_image
+    from freehead.perception.crop import crop_image
+    from freehead.perception.labels import label_images
+
+    portrait = read_image(samples / "portraits" / "astronaut.png")
+    frames = read_video_frames(samples / "videos/franck/franck.mp4", [4000, 4040, 4180, 4300])
+    crop = crop_image(portrait, label_images([portrait]).box[0], SIZE)
+    crops = [
+        crop_image(im, box, SIZE) for im, box in zip(frames, label_images(frames).box, strict=True)
+    ]
+    return crop, crops[0], crops[1:]
+
+
+def test_turning_an_iris_puts_its_centre_on_the_eyeball_at_the_new_gaze():
+    """Closed form: the iris centre lands at ``centre + reach * want``, the iris turns
+    rigidly (its rim's distances to its centre shrink only by foreshortening), and the
+    rest of the face stays."""
+    face = synthetic_face(64.0, (128.0, 124.0))
+    centres = np.array([[-0.34, 0.12, 0.05], [0.34, 0.12, 0.05]]) * 64 + [128, 124, 0]
+    now = np.stack([_unit([0.1, 0.05, -1.0]), _unit([-0.05, 0.0, -1.0])])
+    reach = 64 * IRIS_DISTANCE_IOD
+    for pitch, yaw in ((0.0, 20.0), (-15.0, 0.0), (10.0, -10.0)):
+        want = gaze_from_angles(
+            torch.tensor(pitch, dtype=torch.float64), torch.tensor(yaw, dtype=torch.float64)
+        ).numpy()
+        out = turn_irises(face, centres, now, want, reach)
+        for eye, idx in enumerate(IRIS):
+            got = out[list(idx), :2].mean(0)
+            assert got == pytest.approx(centres[eye, :2] + reach * want[:2], abs=1e-9)
+            lifted = lift_iris_to_sphere(torch.as_tensor(centres[eye]), torch.tensor(reach),
+                                         torch.as_tensor(got))  # fmt: skip
+            assert angles_from_gaze(lifted).numpy() == pytest.approx([pitch, yaw], abs=1e-6)
+            before = np.linalg.norm(face[list(idx), :2] - face[list(idx), :2].mean(0), axis=1)
+            after = np.linalg.norm(out[list(idx), :2] - got, axis=1)
+            assert (after <= before + 1e-9).all() and (after >= 0.7 * before).all()
+        others = np.setdiff1d(np.arange(NUM_LANDMARKS), np.array(IRIS).ravel())
+        assert np.array_equal(out[others], face[others])
+
+
+def _unit(v: list[float]) -> np.ndarray:
+    v = np.asarray(v, np.float64)
+    return v / np.linalg.norm(v)
+
+
+def test_gaze_moves_only_the_eyes_of_a_real_portrait(real, warp):
+    from freehead.perception.tracker import FaceTracker
+
+    portrait = real[0]
+    with FaceTracker(video=False) as tracker:
+        source = warp.prepare(portrait, track_landmarks(tracker, portrait, "source"))
+    eye_box = np.zeros(portrait.shape[:2], bool)
+    for loop in warp.topology.eyes:
+        x0, y0 = np.floor(source.landmarks[loop, :2].min(0)).astype(int) - 2
+        x1, y1 = np.ceil(source.landmarks[loop, :2].max(0)).astype(int) + 2
+        eye_box[y0:y1, x0:x1] = True
+    before = source.landmarks[[468, 473], :2]
+    for pitch, yaw in ((0.0, 15.0), (0.0, -15.0), (10.0, 0.0), (-10.0, 0.0)):
+        moved = warp.gaze(source, pitch, yaw).mesh[[468, 473], :2] - before
+        if yaw:
+            assert (np.sign(moved[:, 0]) == -np.sign(yaw)).all()  # yaw > 0: image left
+            assert (np.abs(moved[:, 0]) > 1.0).all()
+        if pitch:
+            assert (np.sign(moved[:, 1]) == -np.sign(pitch)).all()  # pitch > 0: up
+        out = warp.render(source, warp.gaze(source, pitch, yaw))
+        assert np.array_equal(out[~eye_box], portrait[~eye_box])  # only the eyes change
+        assert np.abs(out[eye_box].astype(int) - portrait[eye_box]).max() > 20
+
+
+def test_real_frames_keep_the_portraits_identity_and_follow_the_head(real, warp):
+    from freehead.evaluation.metrics import IdentityEncoder, identity_distance, measure_faces
+    from freehead.perception.tracker import FaceTracker
+
+    portrait, reference, drivers = real
+    with FaceTracker(video=False) as tracker:
+        source = warp.prepare(portrait, track_landmarks(tracker, portrait, "source"))
+        ref = track_landmarks(tracker, reference, "reference")
+        outputs = [warp.render(source, warp.relative(source, track_landmarks(tracker, d, "driver"), ref))
+                   for d in drivers]  # fmt: skip
+        m = measure_faces([portrait, reference, *drivers, *outputs], tracker)
+    assert all(x is not None for x in m)
+    n = len(drivers)
+    src_m, ref_m, drv_m, out_m = m[0], m[1], m[2 : 2 + n], m[2 + n :]
+    driver_motion = np.array([d.head_angles - ref_m.head_angles for d in drv_m])
+    output_motion = np.array([o.head_angles - src_m.head_angles for o in out_m])
+    assert np.abs(driver_motion).max() > 15  # the drivers do move
+    error = np.abs(output_motion - driver_motion).mean()
+    assert error < 3.0 and error < 0.3 * np.abs(driver_motion).mean()
+    encoder = IdentityEncoder()
+    mine = encoder.descriptor(portrait)
+    for out, drv in zip(outputs, drivers, strict=True):
+        d = encoder.descriptor(out)
+        assert identity_distance(d, mine) < 0.45  # dlib's same-person threshold is 0.6
+        assert identity_distance(d, mine) < identity_distance(d, encoder.descriptor(drv))
