@@ -11,6 +11,7 @@ from freehead.sketch import EYE_PARTS, draw_sketch, gaze_colour, gaze_from_colou
 from freehead.training.gan_losses import (
     PerceptualLoss,
     feature_matching_loss,
+    find_vgg19_weights,
     hinge_critic_loss,
     hinge_generator_loss,
     multiscale_ssim_loss,
@@ -141,7 +142,10 @@ def test_critics_and_mouth_crops():
     assert crop[14:18, 14:18].max() > 0.5 and crop[:4].max() == 0
 
 
-def test_perceptual_loss_falls_back_loudly_without_vgg_weights(tmp_path, caplog):
+def test_perceptual_loss_falls_back_loudly_without_vgg_weights(tmp_path, caplog, monkeypatch):
+    monkeypatch.setenv("FREEHEAD_CACHE", str(tmp_path))  # no cached MobileNetV2 either
+    loss = PerceptualLoss()
+    assert loss.kind == "l1+ms-ssim" or find_vgg19_weights() is not None
     loss = PerceptualLoss(weights=tmp_path / "absent.pth")
     assert loss.kind == "l1+ms-ssim" and "no VGG19" in loss.note
     assert "no VGG19" in caplog.text
@@ -212,8 +216,6 @@ def test_a_few_generator_steps_lower_the_loss(tiny_dataset, tmp_path):
     assert np.mean(l1[-10:]) < np.mean(l1[:5])
     assert (run / "val" / "step_00000040.png").is_file()
     info = json.loads((run / "run_info.json").read_text())
-    from freehead.training.gan_losses import find_vgg19_weights
-
     want = "vgg19" if find_vgg19_weights() else "l1+ms-ssim"
     assert info["perceptual_loss"] == want and info["perceptual_note"]
     # the shipped network is G alone, from the model file or from a training state

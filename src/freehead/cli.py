@@ -53,10 +53,10 @@ def _add_data_commands(sub) -> None:
     dsub = data.add_subparsers(dest="data_command", required=True)
     f = _command(dsub, "fetch-samples", _cmd_fetch_samples, "fetch the sample videos and portraits")
     f.add_argument("--dir", default="data/samples", help="where to put them (default: %(default)s)")
+    _command(dsub, "fetch-models", _cmd_fetch_models, "cache the pretrained networks (npm)")
     m = _command(dsub, "mean-shape", _cmd_mean_shape, "build a mean face shape", "out")
     m.add_argument("inputs", nargs="+", help="videos, frame folders or images")
-    m.add_argument("--looks-at-camera", action="append", metavar="INPUT", help="an input whose "
-                   "subject looks into the camera on average (repeatable; default: all)")  # fmt: skip
+    m.add_argument("--looks-at-camera", action="append", help="an input looking at the camera")
     m.add_argument("--stride", type=int, default=4, help="use every N-th tracked frame")
     m.add_argument("--max-frames", type=int, default=None, help="frames per input at most")
 
@@ -70,8 +70,7 @@ def _add_data_commands(sub) -> None:
     p.add_argument("--max-frames", type=int, default=None, help="frames per source at most")
     p.add_argument("--clip-frames", type=int, default=0, help="cut sources into clips of N frames")
     p.add_argument("--heldout", action="append", default=[], help="glob of held-out clip names")
-    p.add_argument("--heldout-from", action="append", default=[], metavar="SOURCE@FRAME",
-                   help="hold out a source glob's frames from FRAME on (own clips)")  # fmt: skip
+    p.add_argument("--heldout-from", action="append", default=[], help="GLOB@N: held out from N on")
     p.add_argument("--identity", default=None, help="the identity of every input")
     p.add_argument("--mean-shape", help="mean shape .npz (default: the dataset's, else shipped)")
     p.add_argument("--crop-scale", type=float, default=d.size_iod, help="crop side in eye-corner "
@@ -106,10 +105,8 @@ def _add_evaluation_commands(sub) -> None:
     p.add_argument("--gaze", default=None, help="E_gaze model file (default: shipped)")
     p.add_argument("--max-frames", type=int, default=None, help="evenly spaced frames at most")
 
-    p = _command(sub, "evaluate", _cmd_evaluate, "score a reenactment method on held-out clips",
-                 "samples", "generator", "threads", "json",
-                 description="Standard: self-reenactment, cross-identity, gaze redirection; "
-                 "unseen: portraits no training reads.")  # fmt: skip
+    p = _command(sub, "evaluate", _cmd_evaluate, "score a reenactment method", "samples",
+                 "generator", "threads", "json", description="Held-out clips, unseen portraits.")  # fmt: skip
     p.add_argument("--method", required=True, choices=sorted(METHODS))
     p.add_argument("--data", required=True, help="dataset folder")
     p.add_argument("--quick", action="store_true", help="a small run (under a minute)")
@@ -118,8 +115,8 @@ def _add_evaluation_commands(sub) -> None:
     p.add_argument("--protocol", choices=["standard", "unseen"], default="standard")
     p.add_argument("--portraits", metavar="DIR", help="unseen: a folder of portraits to drive")
 
-    p = _command(sub, "bench", _cmd_bench, "time each stage of the per-frame path",
-                 "samples", "generator", "runtime", "threads", "json")  # fmt: skip
+    p = _command(sub, "bench", _cmd_bench, "time the per-frame path", "samples", "generator",
+                 "runtime", "threads", "json")  # fmt: skip
     p.add_argument("--frames", type=int, default=120, help="timed frames (default: 120)")
 
 
@@ -224,6 +221,13 @@ def _cmd_fetch_samples(args: Namespace) -> int:
     from freehead.data.samples import fetch_samples
 
     print(fetch_samples(args.dir).text())
+    return 0
+
+
+def _cmd_fetch_models(args: Namespace) -> int:
+    from freehead.models.pretrained import mobilenet_v2_folder
+
+    print(f"MobileNetV2 (nsfwjs@4.4.0) ready in {mobilenet_v2_folder(download=True)}")
     return 0
 
 

@@ -74,3 +74,9 @@ def sha256_file(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def cache_root() -> Path:
+    """Where freehead caches what it makes or fetches once (ONNX graphs, pretrained
+    networks): ``$FREEHEAD_CACHE``, or ``~/.cache/freehead``."""
+    return Path(os.environ.get("FREEHEAD_CACHE") or Path.home() / ".cache" / "freehead")

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,12 +19,9 @@ import torch
 from torch import Tensor
 
 from freehead.errors import FreeheadError
+from freehead.io_utils import cache_root
 
 log = logging.getLogger(__name__)
-
-
-def cache_root() -> Path:
-    return Path(os.environ.get("FREEHEAD_CACHE") or Path.home() / ".cache" / "freehead")
 
 
 def _session(path: Path, threads: int):

@@ -1,6 +1,6 @@
 """The generator's losses: hinge adversarial, feature matching, and a perceptual loss
-that is VGG19 when its ImageNet weights are on the machine, otherwise a documented
-fallback (L1 + multi-scale SSIM), never silently.
+(MobileNetV2 or VGG19 on ImageNet features when their files are on the machine, otherwise
+a documented fallback, L1 + multi-scale SSIM, never silently).
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from freehead.checkpoint import torch_hub_checkpoints
+from freehead.errors import FreeheadError
+from freehead.models.perceptual import PerceptualDistance, PerceptualFeatures
 
 log = logging.getLogger("freehead.train")
 
@@ -123,39 +125,66 @@ def find_vgg19_weights(path: str | Path | None = None) -> Path | None:
     return cached if cached.is_file() else None
 
 
-class PerceptualLoss(nn.Module):
-    """VGG19 feature L1 (pix2pixHD's layers and weights) when the ImageNet weights are
-    found; otherwise L1 + multi-scale SSIM. ``kind`` says which one runs, ``note`` why."""
+PERCEPTUAL_KINDS = ("vgg19", "mobilenet_v2", "l1_msssim")
+"""The perceptual losses a run config may ask for (``perceptual:``; unset: the best found)."""
 
-    def __init__(self, weights: str | Path | None = None):
+
+class PerceptualLoss(nn.Module):
+    """The perceptual loss of a run. ``kind``: ``"vgg19"`` (VGG19 feature L1, pix2pixHD's
+    layers and weights), ``"mobilenet_v2"`` (the LPIPS-style MobileNetV2 distance of
+    :mod:`freehead.models.perceptual`) or ``"l1_msssim"`` (L1 + multi-scale SSIM); ``None``
+    picks VGG19 when its weights are found, else L1 + MS-SSIM with a warning (MobileNetV2
+    only when asked for: a default that changed with the machine's cache would change a
+    resumed run's loss). ``self.kind`` says which runs (``"l1+ms-ssim"`` for the last),
+    ``note`` why."""
+
+    def __init__(self, weights: str | Path | None = None, kind: str | None = None):
         super().__init__()
-        found = find_vgg19_weights(weights)
+        if kind is not None and kind not in PERCEPTUAL_KINDS:
+            raise FreeheadError(f"perceptual: {kind!r} is unknown; use one of "
+                                f"{', '.join(PERCEPTUAL_KINDS)}")  # fmt: skip
         self.vgg: VGG19Features | None = None
+        self.mobilenet: PerceptualDistance | None = None
+        if kind == "mobilenet_v2":
+            self.mobilenet = PerceptualDistance(PerceptualFeatures())
+            self.kind, self.note = "mobilenet_v2", "MobileNetV2 (nsfwjs@4.4.0) up to block_10"
+            return
+        found = find_vgg19_weights(weights) if kind != "l1_msssim" else None
+        if kind == "vgg19" and found is None:
+            raise FreeheadError(f"perceptual: vgg19 needs {weights or VGG19_WEIGHTS} (set "
+                                "vgg_weights: PATH, or use perceptual: mobilenet_v2)")  # fmt: skip
         if found is None:
             self.kind = "l1+ms-ssim"
-            self.note = (
-                f"no VGG19 ImageNet weights ({weights or VGG19_WEIGHTS} not found); the perceptual "
-                "loss is L1 + multi-scale SSIM instead"
-            )
-            log.warning("%s", self.note)
-        else:
-            vgg = VGG19Features()
-            state = torch.load(found, map_location="cpu", weights_only=True)  # no code runs
-            feats = {
-                k[len("features.") :]: v for k, v in state.items() if k.startswith("features.")
-            }
-            missing = vgg.features.load_state_dict(feats, strict=False).missing_keys
-            if missing:
-                raise ValueError(f"{found} is not torchvision's VGG19 (missing {missing[:3]})")
-            vgg.requires_grad_(False).eval()
-            self.vgg = vgg
-            self.kind = "vgg19"
-            self.note = f"VGG19 ImageNet weights from {found}"
+            if kind == "l1_msssim":
+                self.note = "L1 + multi-scale SSIM, as the run config asks (perceptual: l1_msssim)"
+            else:
+                self.note = (
+                    f"no VGG19 ImageNet weights ({weights or VGG19_WEIGHTS} not found); the "
+                    "perceptual loss is L1 + multi-scale SSIM instead"
+                )
+                log.warning("%s", self.note)
+            return
+        self.vgg = _load_vgg19(found)
+        self.kind = "vgg19"
+        self.note = f"VGG19 ImageNet weights from {found}"
 
     def forward(self, output: Tensor, target: Tensor) -> Tensor:
+        """Scalar loss between ``(B, 3, H, W)`` images in [-1, 1] (gradients reach ``output``)."""
+        if self.mobilenet is not None:
+            return self.mobilenet(output, target.detach()).mean()
         if self.vgg is None:
             return (output - target).abs().mean() + multiscale_ssim_loss(output, target)
         fo, ft = self.vgg(output), self.vgg(target)
         return sum(
             w * (a - b.detach()).abs().mean() for w, a, b in zip(_VGG_WEIGHTS, fo, ft, strict=True)
         )
+
+
+def _load_vgg19(found: Path) -> VGG19Features:
+    vgg = VGG19Features()
+    state = torch.load(found, map_location="cpu", weights_only=True)  # no code runs
+    feats = {k[len("features.") :]: v for k, v in state.items() if k.startswith("features.")}
+    missing = vgg.features.load_state_dict(feats, strict=False).missing_keys
+    if missing:
+        raise ValueError(f"{found} is not torchvision's VGG19 (missing {missing[:3]})")
+    return vgg.requires_grad_(False).eval()

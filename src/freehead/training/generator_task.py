@@ -76,8 +76,11 @@ GAN_TRAINING = TrainConfig(lr=2e-4, weight_decay=0.0, warmup_steps=0, final_lr_f
 
 @dataclass(frozen=True)
 class GeneratorRunConfig:
-    """Everything a ``freehead train generator`` run is made of. ``vgg_weights``: a path to
-    torchvision's VGG19 ImageNet file (default: looked for in the torch hub cache);
+    """Everything a ``freehead train generator`` run is made of. ``perceptual``: ``vgg19``,
+    ``mobilenet_v2`` or ``l1_msssim`` (unset: VGG19 when found, else L1 + MS-SSIM; see
+    ``PerceptualLoss``);
+    ``vgg_weights``: a path to torchvision's VGG19 ImageNet file (default: looked for in the
+    torch hub cache);
     ``gaze_estimator``: the E_gaze file :class:`EyeLoss` uses (default: the shipped one);
     ``redirect_deg``: the range of the gaze asked for in redirection samples."""
 
@@ -90,6 +93,7 @@ class GeneratorRunConfig:
     betas: tuple[float, float] = (0.5, 0.999)
     validation_pairs: int = 8
     vgg_weights: str | None = None
+    perceptual: str | None = None
     gaze_estimator: str | None = None
     redirect_deg: float = 25.0
     train: TrainConfig = field(default_factory=lambda: GAN_TRAINING)
@@ -197,7 +201,7 @@ class GeneratorTask(Task):
                 f"the generator config is for {config.model.image_size}² images but "
                 f"{dataset.root} holds {size}² crops; set model.image_size: {size}"
             )
-        self.perceptual = PerceptualLoss(config.vgg_weights)
+        self.perceptual = PerceptualLoss(config.vgg_weights, config.perceptual)
         log.info("perceptual loss: %s (%s)", self.perceptual.kind, self.perceptual.note)
         self.eyes = EyeLoss(GazeEstimator.from_pretrained(config.gaze_estimator))
 
