@@ -46,16 +46,6 @@ def sample_paths(folder: Path) -> tuple[Path, Path]:
     return portrait, video
 
 
-def _head_frame_gaze(m) -> np.ndarray:
-    """A measurement's gaze relative to its head (unit vector)."""
-    import torch
-
-    from freehead.geometry import rotation_from_angles
-
-    r = rotation_from_angles(*torch.as_tensor(m.head_angles, dtype=torch.float64)).numpy()
-    return r.T @ m.gaze
-
-
 @dataclass(frozen=True)
 class FollowFigures:
     """How an output video follows its driver (see :func:`follow_figures`)."""
@@ -99,9 +89,9 @@ def follow_figures(
         head_err.append(M.pose_error_deg(delta_o, delta_d))
         head_motion.append(float(np.abs(delta_d).mean()))
         if o.eyes_open and d.eyes_open:
-            gaze_err.append(M.angle_between_deg(_head_frame_gaze(o), _head_frame_gaze(d)))
+            gaze_err.append(M.angle_between_deg(M.gaze_in_head(o), M.gaze_in_head(d)))
             if portrait_m is not None:
-                still = M.angle_between_deg(_head_frame_gaze(portrait_m), _head_frame_gaze(d))
+                still = M.angle_between_deg(M.gaze_in_head(portrait_m), M.gaze_in_head(d))
                 gaze_still.append(still)
     identity = M.IdentityEncoder()
     ref = identity.descriptor(portrait)

@@ -199,3 +199,23 @@ def measure_faces(
             )
         )
     return out
+
+
+def gaze_in_head(m: FaceMeasurement) -> np.ndarray:
+    """A measurement's gaze relative to its head (unit 3-vector, ``R^T g``)."""
+    import torch
+
+    from freehead.geometry import rotation_from_angles
+
+    r = rotation_from_angles(*torch.as_tensor(m.head_angles, dtype=torch.float64)).numpy()
+    return r.T @ m.gaze
+
+
+def face_descriptor(encoder: IdentityEncoder, image: np.ndarray,
+                    m: FaceMeasurement | None) -> np.ndarray | None:  # fmt: skip
+    """dlib's descriptor of the face in ``image``; where dlib's own detector finds none, of
+    the face box the labeller measured (``m``). None: no face either way."""
+    d = encoder.descriptor(image)
+    if d is None and m is not None:
+        d = encoder.descriptor(image, m.face_box)
+    return d

@@ -210,13 +210,7 @@ class Evaluator:
         m = self.measure(image)
         if m is None:
             raise FreeheadError(f"no face found in the source {name}")
-        return MeasuredSource(name, identity, image, m, self._descriptor(image, m))
-
-    def _descriptor(self, image: np.ndarray, m: M.FaceMeasurement | None) -> np.ndarray | None:
-        d = self.identity.descriptor(image)
-        if d is None and m is not None:
-            d = self.identity.descriptor(image, m.face_box)
-        return d
+        return MeasuredSource(name, identity, image, m, M.face_descriptor(self.identity, image, m))
 
     def clip_sources(self) -> list[MeasuredSource]:
         out = []
@@ -228,8 +222,7 @@ class Evaluator:
 
     def portrait_sources(self) -> list[MeasuredSource]:
         from freehead.media import read_image
-        from freehead.perception.crop import crop_image
-        from freehead.perception.labels import label_images
+        from freehead.perception.labels import portrait_crop
 
         size = self.dataset.settings().size
         out = []
@@ -237,8 +230,9 @@ class Evaluator:
             path = self.samples / "portraits" / name
             if not path.is_file():
                 raise FreeheadError(f"{path} is missing; run: freehead data fetch-samples")
-            image = read_image(path)
-            crop = crop_image(image, label_images([image]).box[0], size)
+            crop = portrait_crop(read_image(path), size)
+            if crop is None:
+                raise FreeheadError(f"no face found in the source {name}")
             out.append(self._source(name, Path(name).stem, crop))
         return out
 
@@ -338,7 +332,7 @@ class Evaluator:
     def _score_identity(self, tally: Tally, src: MeasuredSource, output: np.ndarray, m) -> None:
         if src.descriptor is None:
             return
-        d = self._descriptor(output, m)
+        d = M.face_descriptor(self.identity, output, m)
         if d is not None:
             tally.add("identity_distance", M.identity_distance(d, src.descriptor))
             tally.add("csim", M.cosine_similarity(d, src.descriptor))

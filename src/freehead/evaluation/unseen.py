@@ -117,21 +117,6 @@ def _cell(v: float | None) -> str:
 
 
 # ---------------------------------------------------------------------- measurements
-def gaze_in_head(m: M.FaceMeasurement) -> np.ndarray:
-    """A measurement's gaze relative to its head (unit 3-vector)."""
-    import torch
-
-    from freehead.geometry import rotation_from_angles
-
-    r = rotation_from_angles(*torch.as_tensor(m.head_angles, dtype=torch.float64)).numpy()
-    return r.T @ m.gaze
-
-
-def _gaze_angles(g: np.ndarray) -> np.ndarray:
-    """(yaw, pitch) degrees of a unit gaze vector (freehead's signs)."""
-    return np.degrees([np.arctan2(-g[0], -g[2]), np.arcsin(np.clip(-g[1], -1, 1))])
-
-
 def expression(m: M.FaceMeasurement) -> np.ndarray:
     """(mouth opening, brow raise) of a measurement, in inter-ocular distances: the gap
     between the inner lips' middles (68-point 62, 66), and the mean distance of each brow's
@@ -174,18 +159,6 @@ class _Drive:
 
 
 # ---------------------------------------------------------------------- the protocol
-def portrait_crop(image: np.ndarray, size: int) -> np.ndarray | None:
-    """A full portrait -> its face crop at ``size``², cut as the dataset's crops are
-    (None: no face)."""
-    from freehead.perception.crop import crop_image
-    from freehead.perception.labels import label_images
-
-    labels = label_images([image])
-    if not bool(labels.valid[0]):
-        return None
-    return crop_image(image, labels.box[0], size)
-
-
 class UnseenEvaluator:
     """Runs ``unseen`` for methods over one dataset's held-out clips and a portrait set."""
 
@@ -213,14 +186,9 @@ class UnseenEvaluator:
     def measure(self, image: np.ndarray) -> M.FaceMeasurement | None:
         return M.measure_faces([image], self.tracker)[0]
 
-    def _descriptor(self, image: np.ndarray, m: M.FaceMeasurement | None) -> np.ndarray | None:
-        d = self.identity.descriptor(image)
-        if d is None and m is not None:
-            d = self.identity.descriptor(image, m.face_box)
-        return d
-
     def _portrait(self, path: Path, size: int) -> _Portrait | None:
         from freehead.media import read_image
+        from freehead.perception.labels import portrait_crop
 
         try:
             crop = portrait_crop(read_image(path), size)
@@ -231,7 +199,7 @@ class UnseenEvaluator:
         if crop is None or m is None:
             log.warning("%s left out: no face found", path.name)
             return None
-        return _Portrait(path.stem, crop, m, self._descriptor(crop, m))
+        return _Portrait(path.stem, crop, m, M.face_descriptor(self.identity, crop, m))
 
     def _drives(self) -> list[list[_Drive]]:
         """Per held-out identity, its longest held-out clip (clips of one identity may hold
@@ -260,7 +228,7 @@ class UnseenEvaluator:
 
     # ---------------------------------------------------------------- scoring
     def _identity(self, p: _Portrait, output: np.ndarray, m, name: str) -> None:
-        d = self._descriptor(output, m) if p.descriptor is not None else None
+        d = M.face_descriptor(self.identity, output, m) if p.descriptor is not None else None
         if d is not None:
             dist = M.identity_distance(d, p.descriptor)
             p.add(name, dist)
@@ -268,6 +236,10 @@ class UnseenEvaluator:
                 p.add("identity_same_share", float(dist < SAME_PERSON))
 
     def _score_drive(self, p: _Portrait, output: np.ndarray, d: _Drive) -> None:
+        import torch
+
+        from freehead.geometry import angles_from_gaze
+
         om = self.measure(output)
         self._identity(p, output, om, "identity_distance")
         if om is None:
@@ -283,10 +255,11 @@ class UnseenEvaluator:
             p.add(f"{name}_error", abs(change_out[k] - change_drv[k]))
             p.add(f"driver_{name}_change", abs(change_drv[k]))
         if d.frame_m.eyes_open and d.reference_m.eyes_open and pm.eyes_open:
-            go, gp, gf, gr = (gaze_in_head(x) for x in (om, pm, d.frame_m, d.reference_m))
+            go, gp, gf, gr = (M.gaze_in_head(x) for x in (om, pm, d.frame_m, d.reference_m))
             p.add("gaze_in_head_error_deg", M.angle_between_deg(go, gf))
             p.add("portrait_gaze_in_head_error_deg", M.angle_between_deg(gp, gf))
-            moved = (_gaze_angles(go) - _gaze_angles(gp)) - (_gaze_angles(gf) - _gaze_angles(gr))
+            ao, ap, af, ar = angles_from_gaze(torch.from_numpy(np.stack([go, gp, gf, gr]))).numpy()
+            moved = (ao - ap) - (af - ar)
             p.add("gaze_change_error_deg", float(np.linalg.norm(moved)))
         mask = pm.face_mask(p.crop.shape[:2])
         p.add("sharpness_ratio", M.sharpness_ratio(M.to_unit(output), M.to_unit(p.crop), mask))

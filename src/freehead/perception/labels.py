@@ -287,3 +287,13 @@ def label_images(
         crop or CropConfig(),
         independent_frames=not video,
     )
+
+
+def portrait_crop(image: np.ndarray, size: int) -> np.ndarray | None:
+    """A full image's face crop at ``size``², cut as a dataset's crops are (None: no face)."""
+    from freehead.perception.crop import crop_image
+
+    labels = label_images([image])
+    if not bool(labels.valid[0]):
+        return None
+    return crop_image(image, labels.box[0], size)
