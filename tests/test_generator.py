@@ -10,6 +10,8 @@ from freehead.perception.keypoints import KEYPOINT_PARTS
 from freehead.sketch import EYE_PARTS, draw_sketch, gaze_colour, gaze_from_colour
 from freehead.training.gan_losses import (
     PerceptualLoss,
+    default_identity,
+    default_perceptual,
     feature_matching_loss,
     find_vgg19_weights,
     hinge_critic_loss,
@@ -201,7 +203,8 @@ def test_a_few_generator_steps_lower_the_loss(tiny_dataset, tmp_path):
     import json
 
     from freehead.checkpoint import read_metadata
-    from freehead.training.generator_task import GeneratorTask
+    from freehead.config import load_config
+    from freehead.training.generator_task import GeneratorRunConfig, GeneratorTask
     from freehead.training.loop import checkpoint_paths, train
 
     config = tmp_path / "g.yaml"
@@ -216,8 +219,12 @@ def test_a_few_generator_steps_lower_the_loss(tiny_dataset, tmp_path):
     assert np.mean(l1[-10:]) < np.mean(l1[:5])
     assert (run / "val" / "step_00000040.png").is_file()
     info = json.loads((run / "run_info.json").read_text())
-    want = "vgg19" if find_vgg19_weights() else "l1+ms-ssim"
-    assert info["perceptual_loss"] == want and info["perceptual_note"]
+    want = default_perceptual()
+    assert info["perceptual_loss"] == want.replace("l1_msssim", "l1+ms-ssim")
+    assert info["perceptual_note"]
+    saved = load_config(GeneratorRunConfig, run / "config.yaml")
+    assert saved.perceptual == want and saved.identity == default_identity()
+    assert info["identity_loss"].startswith(saved.identity)
     # the shipped network is G alone, from the model file or from a training state
     assert read_metadata(final)["kind"] == "generator"
     g = Generator.from_pretrained(final)
@@ -308,3 +315,41 @@ def test_generator_training_under_torchrun(tiny_dataset, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     ranks = json.loads((run / "ranks.json").read_text())
     assert ranks["world_size"] == 2 and ranks["identical"]
+
+
+def test_open_loss_choices_are_recorded_and_kept_on_resume(tmp_path, monkeypatch):
+    from dataclasses import replace
+
+    from freehead.config import config_to_yaml
+    from freehead.errors import FreeheadError
+    from freehead.training.generator_task import GeneratorRunConfig, GeneratorTask
+    from freehead.training.loop import resolve_run_config
+
+    # a new run makes the open choices from what the machine has
+    fresh = resolve_run_config(GeneratorTask, tmp_path / "new", None)
+    assert fresh.perceptual == default_perceptual() and fresh.identity == default_identity()
+    monkeypatch.setenv("FREEHEAD_CACHE", str(tmp_path / "empty-cache"))
+    if find_vgg19_weights() is None:
+        bare = resolve_run_config(GeneratorTask, tmp_path / "bare", None)
+        assert (bare.perceptual, bare.identity) == ("l1_msssim", "none")
+
+    # a run started with recorded choices keeps them, whatever the machine has now,
+    # and the config file it was started from (choices unset) still resumes it
+    user_file = tmp_path / "user.yaml"
+    user_file.write_text(config_to_yaml(GeneratorRunConfig()))
+    run = tmp_path / "run"
+    run.mkdir()
+    started = replace(GeneratorRunConfig(), perceptual="mobilenet_v2", identity="faceres")
+    (run / "config.yaml").write_text(config_to_yaml(started))
+    assert resolve_run_config(GeneratorTask, run, user_file) == started
+    explicit = tmp_path / "explicit.yaml"
+    explicit.write_text(config_to_yaml(replace(started, perceptual="l1_msssim")))
+    with pytest.raises(FreeheadError, match="another config"):
+        resolve_run_config(GeneratorTask, run, explicit)
+
+    # a run started before the choices were recorded keeps its old (unset) behaviour
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "config.yaml").write_text(config_to_yaml(GeneratorRunConfig()))
+    kept = resolve_run_config(GeneratorTask, old, user_file)
+    assert kept.perceptual is None and kept.identity is None

@@ -225,9 +225,10 @@ def _cmd_fetch_samples(args: Namespace) -> int:
 
 
 def _cmd_fetch_models(args: Namespace) -> int:
-    from freehead.models.pretrained import mobilenet_v2_folder
+    from freehead.models.pretrained import PACKAGES, package_folder
 
-    print(f"MobileNetV2 (nsfwjs@4.4.0) ready in {mobilenet_v2_folder(download=True)}")
+    for name, package in PACKAGES.items():
+        print(f"{name} ({package.spec}) ready in {package_folder(name, download=True)}")
     return 0
 
 
@@ -329,9 +330,8 @@ def _reenactor(args: Namespace):
 
 def _report(result) -> int:
     count = f" ({result.views} views)" if result.views else f" ({result.frames} frames)"
-    return (
-        print(f"wrote {result.output}" + (count if result.views or result.frames > 1 else "")) or 0
-    )
+    print(f"wrote {result.output}" + (count if result.views or result.frames > 1 else ""))
+    return 0
 
 
 def _cmd_reenact(args: Namespace) -> int:

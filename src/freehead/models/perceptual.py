@@ -2,11 +2,21 @@
 
 nsfwjs feeds its networks pixels in [0, 1] and re-estimated its batch-norm statistics for
 that range, so images in [-1, 1] (as the generator makes them) are mapped to [0, 1] first.
-Blocks 0-10 are ImageNet filters left frozen by nsfwjs' fine-tuning.
+Blocks 0-10 are ImageNet filters left frozen by nsfwjs' fine-tuning; no layer past
+``block_10`` may be used.
 
 The distance is LPIPS-like without learned weights: each layer's features are unit-normalised
-over channels, differenced, squared, summed over channels and averaged over space; the layers
-count equally.
+over channels at every pixel, differenced, squared, summed over channels and averaged over
+space; the layers count equally. The layers are the first and the last rectified feature
+maps of the ImageNet part: ``Conv1_relu`` (stride 2, 32 channels: edges and colour, what a
+blur or a shift changes) and ``block_10_depthwise_relu`` (stride 16, 384 channels: what a
+change of person changes). The layers between read Gaussian noise (sigma 25/255) almost as
+far as a change of person (0.79-0.95 of it; the first blocks' depthwise layers up to 2.4),
+so with them a noisy copy of a face read farther than another person on 5 of 30 training
+crops. This pair was found by measuring layer sets on those crops
+(``benchmarks/perceptual_check.py``); on crops held apart from that choice (23 video frames
+of the filmed training people) it puts every other person beyond every degradation (the five
+layers used before: 14 of 23). Figures and what was tried: ``docs/generator.md``.
 """
 
 from __future__ import annotations
@@ -17,23 +27,22 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from freehead.errors import FreeheadError
 from freehead.models.pretrained import mobilenet_v2_folder
-from freehead.models.tfjs import KerasGraph, read_model_json, read_weights
+from freehead.models.tfjs import KerasGraph, keras_layers, read_model_json, read_weights
 
-LAST_LAYER = "block_10_project_BN"
+LAST_LAYER = "block_10_project_BN"  # the last ImageNet layer; nsfwjs fine-tuned what follows
 LAYERS = (
-    "Conv1_relu",  # stride 2, 32 channels
-    "block_3_expand_relu",  # stride 4, 144
-    "block_6_expand_relu",  # stride 8, 192
-    "block_10_expand_relu",  # stride 16, 384
-    LAST_LAYER,  # stride 16, 96
+    "Conv1_relu",  # stride 2, 32 channels: the first rectified features
+    "block_10_depthwise_relu",  # stride 16, 384: the last rectified ImageNet features
 )
 
 
 class PerceptualFeatures(nn.Module):
     """Frozen MobileNetV2 features of ``(B, 3, H, W)`` images in [-1, 1].
 
-    ``forward`` returns one ``(B, C_l, H / s_l, W / s_l)`` tensor per layer of ``layers``.
+    ``forward`` returns one ``(B, C_l, H / s_l, W / s_l)`` tensor per layer of ``layers``
+    (any layers up to ``LAST_LAYER``; the network runs only as far as the deepest of them).
     Gradients flow to the input; the weights are frozen buffers-like parameters.
     """
 
@@ -44,7 +53,8 @@ class PerceptualFeatures(nn.Module):
         model = read_model_json(folder / "model.min.js")
         weights = read_weights(model, folder)
         self.layers = tuple(layers)
-        self.net = KerasGraph(model, weights, LAST_LAYER, self.layers, fold=fold)
+        self.net = KerasGraph(model, weights, deepest_layer(model, self.layers), self.layers,
+                              fold=fold)  # fmt: skip
         self.requires_grad_(False)
         self.eval()
 
@@ -54,13 +64,28 @@ class PerceptualFeatures(nn.Module):
         return [out[name] for name in self.layers]
 
 
+def deepest_layer(model: dict, layers: Sequence[str]) -> str:
+    """The deepest of ``layers`` in ``model``'s order; an error for one past ``LAST_LAYER``
+    (``LAST_LAYER`` when one is unknown, so that the graph names it)."""
+    order = {layer["name"]: i for i, layer in enumerate(keras_layers(model))}
+    if not layers or any(name not in order for name in layers):
+        return LAST_LAYER
+    deepest = max(layers, key=order.__getitem__)
+    if order[deepest] > order[LAST_LAYER]:
+        raise FreeheadError(f"{deepest} is past {LAST_LAYER}: only blocks 0-10 are ImageNet "
+                            "filters in nsfwjs' MobileNetV2")  # fmt: skip
+    return deepest
+
+
 def unit_normalise(features: torch.Tensor, eps: float = 1e-10) -> torch.Tensor:
     """``(B, C, H, W)`` scaled to unit length over channels at every pixel."""
     return features * torch.rsqrt((features * features).sum(1, keepdim=True) + eps)
 
 
 def feature_distance(a: Sequence[torch.Tensor], b: Sequence[torch.Tensor]) -> torch.Tensor:
-    """LPIPS-style distance ``(B,)`` between two lists of ``(B, C_l, H_l, W_l)`` features."""
+    """LPIPS-style distance ``(B,)`` between two lists of ``(B, C_l, H_l, W_l)`` features:
+    per layer, the spatial mean of the squared difference of the unit-normalised features
+    summed over channels; the layers averaged with equal weights."""
     total = a[0].new_zeros(a[0].shape[0])
     for fa, fb in zip(a, b, strict=True):
         diff = unit_normalise(fa) - unit_normalise(fb)

@@ -1,9 +1,14 @@
 """Pretrained networks fetched from package registries, checked by sha256 and cached.
 
-MobileNetV2 (224, ImageNet filters up to ``block_10``) comes from npm ``nsfwjs@4.4.0``,
-``dist/models/mobilenet_v2/``: a TF.js Keras layers model with 8-bit weights, both files
-JavaScript modules. They are cached in ``$FREEHEAD_CACHE`` (default ``~/.cache/freehead``)
-under ``pretrained/nsfwjs-4.4.0/``; once there, nothing is fetched again.
+- MobileNetV2 (224, ImageNet filters up to ``block_10``) comes from npm ``nsfwjs@4.4.0``,
+  ``dist/models/mobilenet_v2/``: a TF.js Keras layers model with 8-bit weights, both files
+  JavaScript modules.
+- HSE FaceRes (a MobileNet trained for face identity on VGGFace2) comes from npm
+  ``@vladmandic/human@3.3.6``, ``models/faceres.json`` + ``faceres.bin``: a TF.js graph
+  model with float16 weights.
+
+They are cached in ``$FREEHEAD_CACHE`` (default ``~/.cache/freehead``) under
+``pretrained/<package>/``; once there, nothing is fetched again. See ``docs/models.md``.
 """
 
 from __future__ import annotations
@@ -46,6 +51,21 @@ MOBILENET_V2 = NpmFiles(
          "ef2e0a63f7d2c4960b37b024b669313f65d3c45cd59e9042636c55b39de53517"),
     ),
 )  # fmt: skip
+
+
+FACERES = NpmFiles(
+    spec="@vladmandic/human@3.3.6",
+    folder="pretrained/human-3.3.6/faceres",
+    files=(
+        ("models/faceres.json",
+         "5b83d49c0385d2e68a05122441b94226313677cae9fcc40b9587ad50079eb4df"),
+        ("models/faceres.bin",
+         "2c7d2d62b76c97528b736527aa09d310ea71743c9e3e79fb6c62d4b2d73af79b"),
+    ),
+)  # fmt: skip
+
+PACKAGES = {"mobilenet_v2": MOBILENET_V2, "faceres": FACERES}
+"""Every pretrained network freehead can fetch, by name."""
 
 
 def check_files(package: NpmFiles, root: Path | None = None) -> Path:
@@ -110,15 +130,21 @@ def _extract(package: NpmFiles, tarball: Path, root: Path) -> None:
                 tmp.write_bytes(data)
 
 
-def mobilenet_v2_folder(download: bool = False) -> Path:
-    """The checked folder of nsfwjs' MobileNetV2 files; fetched first when ``download``."""
-    return fetch(MOBILENET_V2) if download else check_files(MOBILENET_V2)
+def package_folder(name: str, download: bool = False) -> Path:
+    """The checked folder of the pretrained network ``name`` (a key of :data:`PACKAGES`);
+    fetched first when ``download``."""
+    return fetch(PACKAGES[name]) if download else check_files(PACKAGES[name])
 
 
-def mobilenet_v2_available() -> bool:
-    """Whether MobileNetV2's files are cached and intact."""
+def available(name: str) -> bool:
+    """Whether the pretrained network ``name``'s files are cached and intact."""
     try:
-        check_files(MOBILENET_V2)
+        check_files(PACKAGES[name])
     except FreeheadError:
         return False
     return True
+
+
+def mobilenet_v2_folder(download: bool = False) -> Path:
+    """The checked folder of nsfwjs' MobileNetV2 files; fetched first when ``download``."""
+    return package_folder("mobilenet_v2", download)

@@ -1,6 +1,6 @@
-"""The generator's losses: hinge adversarial, feature matching, and a perceptual loss
+"""The generator's losses: hinge adversarial, feature matching, a perceptual loss
 (MobileNetV2 or VGG19 on ImageNet features when their files are on the machine, otherwise
-a documented fallback, L1 + multi-scale SSIM, never silently).
+a documented fallback, L1 + multi-scale SSIM, never silently) and an identity loss (FaceRes).
 """
 
 from __future__ import annotations
@@ -14,7 +14,9 @@ from torch import Tensor, nn
 
 from freehead.checkpoint import torch_hub_checkpoints
 from freehead.errors import FreeheadError
+from freehead.models.identity import FaceIdentity, identity_distance
 from freehead.models.perceptual import PerceptualDistance, PerceptualFeatures
+from freehead.models.pretrained import available
 
 log = logging.getLogger("freehead.train")
 
@@ -126,17 +128,43 @@ def find_vgg19_weights(path: str | Path | None = None) -> Path | None:
 
 
 PERCEPTUAL_KINDS = ("vgg19", "mobilenet_v2", "l1_msssim")
-"""The perceptual losses a run config may ask for (``perceptual:``; unset: the best found)."""
+"""The perceptual losses a run config may ask for (``perceptual:``)."""
+IDENTITY_KINDS = ("faceres", "none")
+"""The identity losses a run config may ask for (``identity:``)."""
+
+
+def default_perceptual(vgg_weights: str | Path | None = None) -> str:
+    """The perceptual loss a new run gets when its config leaves ``perceptual`` unset: VGG19
+    when its file is found, else MobileNetV2 when its files are cached, else L1 + MS-SSIM
+    (with a warning naming the fix)."""
+    if find_vgg19_weights(vgg_weights) is not None:
+        return "vgg19"
+    if available("mobilenet_v2"):
+        return "mobilenet_v2"
+    log.warning("no VGG19 file (%s) and no MobileNetV2 files; the perceptual loss is L1 + "
+                "multi-scale SSIM (freehead data fetch-models fetches MobileNetV2)",
+                vgg_weights or VGG19_WEIGHTS)  # fmt: skip
+    return "l1_msssim"
+
+
+def default_identity() -> str:
+    """The identity loss a new run gets when its config leaves ``identity`` unset: FaceRes
+    when its files are cached, else none (with a warning naming the fix)."""
+    if available("faceres"):
+        return "faceres"
+    log.warning("no FaceRes files; training without an identity loss "
+                "(freehead data fetch-models fetches them)")  # fmt: skip
+    return "none"
 
 
 class PerceptualLoss(nn.Module):
     """The perceptual loss of a run. ``kind``: ``"vgg19"`` (VGG19 feature L1, pix2pixHD's
     layers and weights), ``"mobilenet_v2"`` (the LPIPS-style MobileNetV2 distance of
-    :mod:`freehead.models.perceptual`) or ``"l1_msssim"`` (L1 + multi-scale SSIM); ``None``
-    picks VGG19 when its weights are found, else L1 + MS-SSIM with a warning (MobileNetV2
-    only when asked for: a default that changed with the machine's cache would change a
-    resumed run's loss). ``self.kind`` says which runs (``"l1+ms-ssim"`` for the last),
-    ``note`` why."""
+    :mod:`freehead.models.perceptual`) or ``"l1_msssim"`` (L1 + multi-scale SSIM).
+    ``None`` is what runs started before the choice was recorded in their config get:
+    VGG19 when its weights are found, else L1 + MS-SSIM with a warning (new runs resolve
+    it with :func:`default_perceptual` and record the answer). ``self.kind`` says which
+    runs (``"l1+ms-ssim"`` for the last), ``note`` why."""
 
     def __init__(self, weights: str | Path | None = None, kind: str | None = None):
         super().__init__()
@@ -156,7 +184,7 @@ class PerceptualLoss(nn.Module):
         if found is None:
             self.kind = "l1+ms-ssim"
             if kind == "l1_msssim":
-                self.note = "L1 + multi-scale SSIM, as the run config asks (perceptual: l1_msssim)"
+                self.note = "L1 + multi-scale SSIM (the run's config: perceptual: l1_msssim)"
             else:
                 self.note = (
                     f"no VGG19 ImageNet weights ({weights or VGG19_WEIGHTS} not found); the "
@@ -178,6 +206,24 @@ class PerceptualLoss(nn.Module):
         return sum(
             w * (a - b.detach()).abs().mean() for w, a, b in zip(_VGG_WEIGHTS, fo, ft, strict=True)
         )
+
+
+class IdentityLoss(nn.Module):
+    """The cosine distance between FaceRes' identity features of the output and of its
+    sources, on the face region (:class:`~freehead.models.identity.FaceIdentity`); a frozen
+    network, for training only (the evaluation measures identity with dlib's)."""
+
+    def __init__(self, identity: FaceIdentity | None = None) -> None:
+        super().__init__()
+        self.identity = FaceIdentity() if identity is None else identity
+
+    def forward(self, output: Tensor, sources: Tensor) -> Tensor:
+        """``(B, 3, H, W)`` outputs, ``(B, N, 3, H, W)`` sources in [-1, 1] -> the mean
+        distance to the sources' mean feature (gradients reach ``output`` only)."""
+        b, n = sources.shape[:2]
+        with torch.no_grad():
+            wanted = self.identity(sources.flatten(0, 1)).view(b, n, -1).mean(1)
+        return identity_distance(self.identity(output), wanted).mean()
 
 
 def _load_vgg19(found: Path) -> VGG19Features:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -41,7 +41,11 @@ from freehead.models.generator import Generator, GeneratorConfig
 from freehead.perception.eyes import TEMPLATE
 from freehead.training.data import AugmentConfig, GeneratorPairs
 from freehead.training.gan_losses import (
+    IDENTITY_KINDS,
+    IdentityLoss,
     PerceptualLoss,
+    default_identity,
+    default_perceptual,
     feature_matching_loss,
     hinge_critic_loss,
     hinge_generator_loss,
@@ -57,7 +61,9 @@ log = logging.getLogger("freehead.train")
 @dataclass(frozen=True)
 class GeneratorLossWeights:
     """HeadGAN's defaults: lambda_VGG = lambda_FM = 10 (the perceptual weight applies to
-    whichever perceptual loss runs; see ``PerceptualLoss``)."""
+    whichever perceptual loss runs; see ``PerceptualLoss``). ``identity`` weighs FaceRes'
+    cosine distance between the output and its sources (when the run has an identity loss;
+    not yet tuned by a full run)."""
 
     adversarial: float = 1.0
     feature_matching: float = 10.0
@@ -67,6 +73,7 @@ class GeneratorLossWeights:
     gaze: float = 0.1
     redirect_gaze: float = 0.2
     redirect_stability: float = 1.0
+    identity: float = 1.0
 
 
 GAN_TRAINING = TrainConfig(lr=2e-4, weight_decay=0.0, warmup_steps=0, final_lr_fraction=1.0,
@@ -77,8 +84,9 @@ GAN_TRAINING = TrainConfig(lr=2e-4, weight_decay=0.0, warmup_steps=0, final_lr_f
 @dataclass(frozen=True)
 class GeneratorRunConfig:
     """Everything a ``freehead train generator`` run is made of. ``perceptual``: ``vgg19``,
-    ``mobilenet_v2`` or ``l1_msssim`` (unset: VGG19 when found, else L1 + MS-SSIM; see
-    ``PerceptualLoss``);
+    ``mobilenet_v2`` or ``l1_msssim`` (unset: a new run takes VGG19 when found, else
+    MobileNetV2 when cached, else L1 + MS-SSIM, and records it; see ``default_perceptual``);
+    ``identity``: ``faceres`` or ``none`` (unset: FaceRes when cached, recorded likewise);
     ``vgg_weights``: a path to torchvision's VGG19 ImageNet file (default: looked for in the
     torch hub cache);
     ``gaze_estimator``: the E_gaze file :class:`EyeLoss` uses (default: the shipped one);
@@ -94,6 +102,7 @@ class GeneratorRunConfig:
     validation_pairs: int = 8
     vgg_weights: str | None = None
     perceptual: str | None = None
+    identity: str | None = None
     gaze_estimator: str | None = None
     redirect_deg: float = 25.0
     train: TrainConfig = field(default_factory=lambda: GAN_TRAINING)
@@ -203,13 +212,33 @@ class GeneratorTask(Task):
             )
         self.perceptual = PerceptualLoss(config.vgg_weights, config.perceptual)
         log.info("perceptual loss: %s (%s)", self.perceptual.kind, self.perceptual.note)
+        if config.identity not in (None, *IDENTITY_KINDS):
+            raise FreeheadError(f"identity: {config.identity!r} is unknown; use one of "
+                                f"{', '.join(IDENTITY_KINDS)}")  # fmt: skip
+        wants_identity = config.identity == "faceres" and config.loss.identity > 0
+        self.identity = IdentityLoss() if wants_identity else None
         self.eyes = EyeLoss(GazeEstimator.from_pretrained(config.gaze_estimator))
+
+    @classmethod
+    def resolve_config(
+        cls, config: GeneratorRunConfig, started: GeneratorRunConfig | None = None
+    ) -> GeneratorRunConfig:
+        """Unset ``perceptual`` and ``identity`` made concrete: as the run being resumed
+        has them (a run started before they were recorded keeps its unset values and its
+        old behaviour), else from what this machine has."""
+        if started is not None:
+            return replace(config, perceptual=config.perceptual or started.perceptual,
+                           identity=config.identity or started.identity)  # fmt: skip
+        return replace(config, perceptual=config.perceptual or default_perceptual(
+            config.vgg_weights), identity=config.identity or default_identity())  # fmt: skip
 
     def build_model(self) -> nn.Module:
         return GeneratorTraining(self.config)
 
     def run_info(self) -> dict[str, Any]:
+        identity = "faceres (@vladmandic/human@3.3.6)" if self.identity is not None else "none"
         return {"perceptual_loss": self.perceptual.kind, "perceptual_note": self.perceptual.note,
+                "identity_loss": identity,
                 "eye_loss_gaze_estimator": self.config.gaze_estimator or "shipped"}  # fmt: skip
 
     def initialise(self, model: nn.Module) -> None:
@@ -244,9 +273,10 @@ class GeneratorTask(Task):
         judge both renderings, and feature matching pairs only the first with the real
         frame, which it is a picture of."""
         target = batch["target_image"]
-        # VGG19 (when there is one) and E_gaze live where the batch does
-        self.perceptual.to(target.device)
-        self.eyes.to(target.device)
+        # the frozen networks live where the batch does
+        for frozen in (self.perceptual, self.identity, self.eyes):
+            if frozen is not None:
+                frozen.to(target.device)
         fakes, warped, sketches = _render(wrapped.generator, batch)
         judge = _judge(wrapped.critics, batch, sketches, fakes.shape[0])
         terms = self._generator_terms(batch, fakes, warped, judge)
@@ -276,6 +306,8 @@ class GeneratorTask(Task):
             "warped_perceptual": self.perceptual(warped, target),
             **self.eyes(out, target, kp),
         }
+        if self.identity is not None:
+            terms["identity"] = self.identity(out, batch["source_image"])
         if "redirect_sketch" in batch:
             terms["redirect_gaze"] = self.eyes.gaze_towards(
                 fakes[b:], kp, batch["redirect_gaze"], batch["target_eyes_open"]

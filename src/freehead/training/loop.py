@@ -98,6 +98,14 @@ class Task(ABC):
         self.dataset = dataset
         self.run_dir: Path | None = None  # set by the loop; where validate may write pictures
 
+    @classmethod
+    def resolve_config(cls, config: Any, started: Any | None = None) -> Any:
+        """``config`` with the choices it leaves to the machine made: as ``started`` (the
+        config a run being resumed was started with) made them, else from what this
+        machine has. A new run records the answer in ``RUN/config.yaml``, so a resumed run
+        keeps it wherever it resumes. The default leaves nothing open."""
+        return config
+
     @abstractmethod
     def build_model(self) -> nn.Module:
         """Everything that trains (for a GAN: the generator and its critics)."""
@@ -215,18 +223,19 @@ def checkpoint_paths(run: Path) -> list[tuple[int, Path]]:
 
 def resolve_run_config(task_type: type[Task], run: Path, config_file: str | Path | None) -> Any:
     """The run's config: RUN/config.yaml when resuming (a different --config is an error),
-    else ``config_file`` (or the defaults)."""
+    else ``config_file`` (or the defaults) with its open choices made
+    (:meth:`Task.resolve_config`)."""
     saved = run / "config.yaml"
     wanted = load_config(task_type.config_type, config_file) if config_file else None
     if saved.is_file():
         have = load_config(task_type.config_type, saved)
-        if wanted is not None and wanted != have:
+        if wanted is not None and task_type.resolve_config(wanted, have) != have:
             raise FreeheadError(
                 f"{run} was started with another config ({saved}); resume with the same "
                 "--config (or none), or train into a new --out"
             )
         return have
-    return wanted if wanted is not None else task_type.config_type()
+    return task_type.resolve_config(wanted if wanted is not None else task_type.config_type())
 
 
 def _weights_digest(model: nn.Module) -> str:
