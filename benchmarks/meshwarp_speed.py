@@ -28,11 +28,11 @@ import cv2
 import numpy as np
 
 from freehead.data.samples import DEFAULT_DIR, fetch_samples
-from freehead.inference.meshwarp import MeshWarp, track_landmarks
 from freehead.io_utils import atomic_write_json
 from freehead.media import open_frames, read_image
 from freehead.perception.crop import crop_image
 from freehead.perception.labels import label_images
+from freehead.perception.meshwarp import MeshWarp, track_landmarks
 from freehead.perception.tracker import FaceTracker
 
 FIRST_FRAME = 4000

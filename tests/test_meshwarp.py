@@ -18,7 +18,9 @@ from freehead.geometry import (
     lift_iris_to_sphere,
     rotation_from_angles,
 )
-from freehead.inference.meshwarp import (
+from freehead.perception.eyes import IRIS_DISTANCE_IOD
+from freehead.perception.keypoints import IRIS, NUM_LANDMARKS
+from freehead.perception.meshwarp import (
     LAYER_FACE,
     LAYER_HOLES,
     MeshWarp,
@@ -33,8 +35,6 @@ from freehead.inference.meshwarp import (
     track_landmarks,
     turn_irises,
 )
-from freehead.perception.eyes import IRIS_DISTANCE_IOD
-from freehead.perception.keypoints import IRIS, NUM_LANDMARKS
 from freehead.perception.shape import MeanShape
 
 from .conftest import read_video_frames

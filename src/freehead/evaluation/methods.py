@@ -112,7 +112,7 @@ class FreeheadMethod(Method):
 
 
 class MeshWarpMethod(Method):
-    """meshwarp (:mod:`freehead.inference.meshwarp`): no learning, the source warped along
+    """meshwarp (:mod:`freehead.perception.meshwarp`): no learning, the source warped along
     mediapipe's face mesh onto the driver's. Cross-identity drives relatively to the
     reference (the driver's head and expression change put on the source's mesh);
     self-reenactment absolutely (the driver's own mesh, where it is in its crop: the same
@@ -125,7 +125,7 @@ class MeshWarpMethod(Method):
     description = "no learning: the source warped along the face mesh onto the driver's"
 
     def __init__(self) -> None:
-        from freehead.inference.meshwarp import MeshWarp
+        from freehead.perception.meshwarp import MeshWarp
         from freehead.perception.tracker import FaceTracker
 
         self.warp = MeshWarp()
@@ -135,7 +135,7 @@ class MeshWarpMethod(Method):
         self._reference: tuple[bytes, np.ndarray] | None = None
 
     def _landmarks(self, image: np.ndarray, what: str) -> np.ndarray:
-        from freehead.inference.meshwarp import track_landmarks
+        from freehead.perception.meshwarp import track_landmarks
 
         return track_landmarks(self.tracker, image, what)
 

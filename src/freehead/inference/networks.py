@@ -109,10 +109,14 @@ class FaceNetworks:
             raise FreeheadError(f"{folder} is not a model folder")
         overrides = {"keypoints": keypoints, "gaze": gaze, "generator": generator}
         files = {part: Path(overrides[part] or folder / name) for part, name in MODEL_FILES.items()}
+        g = Generator.from_pretrained(files["generator"]).eval()
+        if g.config.uses_prior:
+            raise FreeheadError(f"{files['generator']} is a G v2 (flow_prior: mesh), which "
+                                "inference cannot drive yet; use a plain G")  # fmt: skip
         networks = cls(
             KeypointEstimator.from_pretrained(files["keypoints"]).eval(),
             GazeEstimator.from_pretrained(files["gaze"]).eval(),
-            Generator.from_pretrained(files["generator"]).eval(),
+            g,
             files=files,
         )
         if runtime == "onnx":

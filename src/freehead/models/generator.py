@@ -19,6 +19,16 @@ Data flow at image size S (default 256):
 
 Flows are in crop coordinates (offsets of ``grid_sample``'s [-1, 1] grid), so a flow of
 (2 k / S, 0) everywhere shifts the image left by k pixels.
+
+**G v2** (``flow_prior="mesh"``): each source comes with a *prior flow* ``(2, S, S)``, the
+backward map of the mesh warp from the source onto the target
+(:meth:`freehead.perception.meshwarp.MeshWarp.flow`). The flow network reads it (at S/8 and
+S/4, beside the features) and predicts a *residual*; a source is warped by the prior plus
+the residual, at full resolution for the image. The rendering network's output is
+``warped + g (colours - warped)`` with a per-pixel gate ``g = clamp(z, 0, 1)``. The
+residual and the gate start at exactly zero, so a fresh G v2 outputs the mesh warp (of one
+source; M sources start as their mean), and learning adds only what the warp lacks. With
+``flow_prior="none"`` G is the paper's (and the shipped v1's) network.
 """
 
 from __future__ import annotations
@@ -33,6 +43,9 @@ from torch import Tensor, nn
 from freehead.checkpoint import load_model
 from freehead.models.shipped import model_file
 
+FLOW_PRIORS = ("none", "mesh")
+"""What G's flow starts from: nothing (the paper's G) or the mesh warp (G v2)."""
+
 
 @dataclass(frozen=True)
 class GeneratorConfig:
@@ -45,6 +58,17 @@ class GeneratorConfig:
     flow_channels: int = 64
     render_channels: tuple[int, int, int, int] = (64, 32, 16, 8)
     modulation_channels: int = 16
+    flow_prior: str = "none"
+    """``"none"``: the paper's G; ``"mesh"``: G v2, which starts from the mesh warp."""
+
+    def __post_init__(self) -> None:
+        if self.flow_prior not in FLOW_PRIORS:
+            raise ValueError(f"flow_prior {self.flow_prior!r}: use one of {FLOW_PRIORS}")
+
+    @property
+    def uses_prior(self) -> bool:
+        """Whether G takes a prior flow per source (G v2)."""
+        return self.flow_prior == "mesh"
 
 
 # ----------------------------------------------------------------------------- warping
@@ -149,10 +173,12 @@ class FlowNetwork(nn.Module):
         super().__init__()
         _, c2, c3 = config.encoder_channels
         f = config.flow_channels
+        p = 2 if config.uses_prior else 0
+        self.size = config.image_size
         self.source_encoder = DownEncoder(6, config.encoder_channels)
-        self.coarse = nn.Sequential(conv(2 * c3, f), nn.LeakyReLU(0.2, True), conv(f, f),
+        self.coarse = nn.Sequential(conv(2 * c3 + p, f), nn.LeakyReLU(0.2, True), conv(f, f),
                                     nn.LeakyReLU(0.2, True))  # fmt: skip
-        self.fine = nn.Sequential(conv(f + 2 * c2, f // 2), nn.LeakyReLU(0.2, True))
+        self.fine = nn.Sequential(conv(f + 2 * c2 + p, f // 2), nn.LeakyReLU(0.2, True))
         self.out = conv(f // 2, 3)  # 2 flow channels + 1 attention logit
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
@@ -163,18 +189,30 @@ class FlowNetwork(nn.Module):
             image=image, features=self.source_encoder(torch.cat([image, sketch], 1))
         )
 
-    def flow(self, source: SourceFeatures, target: list[Tensor], m: int) -> tuple[Tensor, Tensor]:
+    def flow(self, source: SourceFeatures, target: list[Tensor], m: int,
+             prior: Tensor | None = None) -> tuple[Tensor, Tensor]:  # fmt: skip
         """Flow ``(B * M, 2, S/4, S/4)`` and logits ``(B * M, 1, S/4, S/4)``; the target's
-        sketch features (B, ...) are repeated for each of its M sources."""
+        sketch features (B, ...) are repeated for each of its M sources. With a ``prior``
+        ``(B * M, 2, S, S)`` (G v2) the flow is the prior plus the predicted residual, at
+        ``(B * M, 2, S, S)``."""
         t2, t3 = (t.repeat_interleave(m, 0) for t in target[1:])
         h2, h3 = source.features[1:]
-        x = self.coarse(torch.cat([h3, t3], 1))
+        coarse, fine = [h3, t3], [h2, t2]
+        if prior is not None:  # in pixels of the full image / 16: about ±1 for a turn
+            hint = prior * (self.size / 32.0)
+            coarse.append(resize(hint, h3.shape[-1]))
+            fine.append(resize(hint, h2.shape[-1]))
+        x = self.coarse(torch.cat(coarse, 1))
         x = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
-        out = self.out(self.fine(torch.cat([x, h2, t2], 1)))
-        return out[:, :2], out[:, 2:]
+        out = self.out(self.fine(torch.cat([x, *fine], 1)))
+        if prior is None:
+            return out[:, :2], out[:, 2:]
+        return prior + resize(out[:, :2], prior.shape[-1]), out[:, 2:]
 
-    def forward(self, source: SourceFeatures, target: list[Tensor], m: int) -> WarpResult:
-        flow, logits = self.flow(source, target, m)
+    def forward(self, source: SourceFeatures, target: list[Tensor], m: int,
+                prior: Tensor | None = None) -> WarpResult:  # fmt: skip
+        """Warp (and blend) the sources; ``prior`` ``(B * M, 2, S, S)`` for G v2."""
+        flow, logits = self.flow(source, target, m, prior)
         n = flow.shape[0] // m
         weights = torch.softmax(logits.view(n, m, 1, *logits.shape[-2:]), dim=1)
 
@@ -198,8 +236,8 @@ class FlowNetwork(nn.Module):
 @dataclass
 class WarpResult:
     """The warped (and, for M > 1, blended) source: image ``(B, 3, S, S)``, features at
-    S/2, S/4, S/8; flows ``(B, M, 2, S/4, S/4)`` and attention weights
-    ``(B, M, 1, S/4, S/4)`` (softmax over M)."""
+    S/2, S/4, S/8; flows ``(B, M, 2, S/4, S/4)`` (G v2: ``(B, M, 2, S, S)``) and attention
+    weights ``(B, M, 1, S/4, S/4)`` (softmax over M)."""
 
     image: Tensor
     features: list[Tensor]
@@ -225,7 +263,12 @@ class RenderNetwork(nn.Module):
         # is the warped source itself, which carries the fine detail. It starts high
         # (sigmoid(3) = 0.95), so a fresh G begins as "copy the warped source".
         self.full = nn.Sequential(conv(r0 + 3, r0), nn.LeakyReLU(0.2, True), conv(r0, 4))
-        nn.init.constant_(self.full[-1].bias[3:], 3.0)
+        self.gated = config.uses_prior
+        if self.gated:  # G v2: the gate and the colours start at exactly zero
+            nn.init.zeros_(self.full[-1].weight)
+            nn.init.zeros_(self.full[-1].bias)
+        else:
+            nn.init.constant_(self.full[-1].bias[3:], 3.0)
 
     def forward(self, target: list[Tensor], warped: WarpResult) -> Tensor:
         t1, t2, t3 = target
@@ -241,6 +284,8 @@ class RenderNetwork(nn.Module):
         x = up(self.block2(torch.cat([x, t2], 1), torch.cat([w2, resize(img, s // 4)], 1)))
         x = up(self.block1(torch.cat([x, t1], 1), torch.cat([w1, resize(img, s // 2)], 1)))
         out = self.full(torch.cat([F.leaky_relu(x, 0.2), img], 1))
+        if self.gated:
+            return img + torch.clamp(out[:, 3:], 0.0, 1.0) * (torch.tanh(out[:, :3]) - img)
         mask = torch.sigmoid(out[:, 3:])
         return mask * img + (1 - mask) * torch.tanh(out[:, :3])
 
@@ -276,15 +321,21 @@ class Generator(nn.Module):
         return self.flow.encode_source(images.flatten(0, 1), sketches.flatten(0, 1))
 
     def render_frame(
-        self, sources: SourceFeatures, target_sketch: Tensor, m: int
+        self, sources: SourceFeatures, target_sketch: Tensor, m: int, prior: Tensor | None = None
     ) -> GeneratorOutput:
-        """Per-frame work: target sketch ``(B, 3, S, S)`` with M sources per target."""
+        """Per-frame work: target sketch ``(B, 3, S, S)`` with M sources per target; G v2
+        also takes each source's prior flow, ``(B, M, 2, S, S)``."""
+        if (prior is not None) != self.config.uses_prior:
+            raise ValueError("G v2 (flow_prior: mesh) needs a prior flow per source, "
+                             "and the plain G takes none")  # fmt: skip
         target = self.sketch_encoder(target_sketch)
-        warped = self.flow(sources, target, m)
+        warped = self.flow(sources, target, m, None if prior is None else prior.flatten(0, 1))
         return GeneratorOutput(image=self.render(target, warped), warped=warped)
 
-    def forward(self, images: Tensor, sketches: Tensor, target_sketch: Tensor) -> GeneratorOutput:
-        """images, sketches ``(B, M, 3, S, S)``; target_sketch ``(B, 3, S, S)``."""
+    def forward(self, images: Tensor, sketches: Tensor, target_sketch: Tensor,
+                prior: Tensor | None = None) -> GeneratorOutput:  # fmt: skip
+        """images, sketches ``(B, M, 3, S, S)``; target_sketch ``(B, 3, S, S)``; G v2:
+        prior flows ``(B, M, 2, S, S)``."""
         return self.render_frame(
-            self.encode_sources(images, sketches), target_sketch, images.shape[1]
+            self.encode_sources(images, sketches), target_sketch, images.shape[1], prior
         )

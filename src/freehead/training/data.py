@@ -21,6 +21,7 @@ from freehead.models.backbone import to_network_input
 from freehead.models.keypoints import prepare_crops
 from freehead.perception.eyes import TEMPLATE
 from freehead.perception.labels import ClipLabels
+from freehead.perception.meshwarp import MeshWarp
 from freehead.sketch import draw_sketch
 
 
@@ -168,11 +169,29 @@ def _network_image(image: np.ndarray) -> torch.Tensor:
     return to_network_input(np.ascontiguousarray(image))[0]
 
 
+def landmarks_in_pixels(labels: ClipLabels, index: int, size: int) -> np.ndarray:
+    """A labelled frame's 478 landmarks in the pixels of its ``size``² crop (the
+    tracker's convention: the first pixel's outer edge at 0), ``(478, 3)`` float64."""
+    return (labels.landmarks[index].astype(np.float64) + np.array([1.0, 1.0, 0.0])) * (size / 2)
+
+
+def mesh_prior(warper: MeshWarp, image: np.ndarray, source: np.ndarray, target: np.ndarray
+               ) -> np.ndarray:  # fmt: skip
+    """G v2's prior flow ``(2, S, S)``: the mesh warp of a source crop ``image`` with
+    landmarks ``source`` onto the ``target`` landmarks, in the same crop frame (``(478, 3)``
+    pixels each)."""
+    prepared = warper.prepare(image, source)
+    return warper.flow(prepared, warper.absolute(prepared, target))
+
+
 class GeneratorPairs(TorchDataset):
     """Training samples for G: target = frame ``i``, ``sources`` other random frames of its
     clip. Each item: ``source_image``, ``source_sketch`` ``(M, 3, S, S)``, ``target_image``,
     ``target_sketch`` ``(3, S, S)`` (all in [-1, 1]) and ``target_keypoints`` ``(68, 3)``.
     Colour jitter is the same for the sources and the target of an item.
+
+    With ``prior`` (G v2), each item also holds ``source_prior`` ``(M, 2, S, S)``: for each
+    source the mesh warp onto the target's landmarks as a flow (:func:`mesh_prior`).
 
     With ``redirect_deg`` > 0, each item also asks for the target with another gaze:
     ``redirect_gaze`` ``(2,)`` (pitch, yaw) in degrees, uniform in ``±redirect_deg`` and the
@@ -186,12 +205,14 @@ class GeneratorPairs(TorchDataset):
         sources: int,
         augment: AugmentConfig | None,
         redirect_deg: float = 0.0,
+        prior: bool = False,
     ):
         self.frames = frames
         self.sources = sources
         self.augment = augment
         self.redirect_deg = redirect_deg
         self.size = frames.dataset.settings().size
+        self.warper = MeshWarp(frames.dataset.mean_shape()) if prior else None
 
     def __len__(self) -> int:
         return len(self.frames)
@@ -209,8 +230,9 @@ class GeneratorPairs(TorchDataset):
                 image = photometric(image, self.augment, np.random.default_rng(seed))
             return image
 
-        return {
-            "source_image": torch.stack([_network_image(look(r)) for r in sources]),
+        images = [look(r) for r in sources]
+        item = {
+            "source_image": torch.stack([_network_image(image) for image in images]),
             "source_sketch": torch.stack(
                 [_network_image(sketch_of(lab, r.index, size)) for r in sources]
             ),
@@ -218,6 +240,12 @@ class GeneratorPairs(TorchDataset):
             "target_sketch": _network_image(sketch_of(lab, target.index, size)),
             "target_keypoints": torch.from_numpy(lab.keypoints[target.index].copy()),
         }
+        if self.warper is not None:
+            want = landmarks_in_pixels(lab, target.index, size)
+            flows = [mesh_prior(self.warper, image, landmarks_in_pixels(lab, r.index, size), want)
+                     for image, r in zip(images, sources, strict=True)]  # fmt: skip
+            item["source_prior"] = torch.from_numpy(np.stack(flows))
+        return item
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         rng = _rng()

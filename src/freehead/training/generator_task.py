@@ -166,10 +166,12 @@ def _render(generator: Any, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor, T
     sketch = batch["target_sketch"]
     sources, source_sketches, sketches = (
         batch["source_image"], batch["source_sketch"], sketch)  # fmt: skip
+    prior = batch.get("source_prior")  # G v2; the redirected rendering keeps the same prior
     if "redirect_sketch" in batch:
         sources, source_sketches = torch.cat([sources] * 2), torch.cat([source_sketches] * 2)
         sketches = torch.cat([sketch, batch["redirect_sketch"]])
-    rendered = generator(sources, source_sketches, sketches)
+        prior = None if prior is None else torch.cat([prior] * 2)
+    rendered = generator(sources, source_sketches, sketches, prior)
     return rendered.image, rendered.warped.image[: sketch.shape[0]], sketches
 
 
@@ -265,7 +267,8 @@ class GeneratorTask(Task):
     def train_dataset(self) -> GeneratorPairs:
         c = self.config
         redirect = c.redirect_deg if c.loss.redirect_gaze > 0 else 0.0
-        return GeneratorPairs(ClipFrames(self.dataset, "train"), c.sources, c.augment, redirect)
+        return GeneratorPairs(ClipFrames(self.dataset, "train"), c.sources, c.augment, redirect,
+                              prior=c.model.uses_prior)  # fmt: skip
 
     def train_step(self, wrapped: Any, batch: dict[str, Tensor], optimizers) -> dict[str, Tensor]:
         """One step of G, then one of the critics. With redirection on, G renders each
@@ -319,7 +322,8 @@ class GeneratorTask(Task):
         """Fixed held-out pairs: each clip's first frame as the source, evenly spaced
         later frames of the same clip as targets."""
         frames = ClipFrames(self.dataset, "heldout")
-        data = GeneratorPairs(frames, self.config.sources, augment=None)
+        data = GeneratorPairs(frames, self.config.sources, augment=None,
+                              prior=self.config.model.uses_prior)  # fmt: skip
         per_clip = max(1, self.config.validation_pairs // len(frames.clip_frames))
         pairs = []
         for clip, idx in frames.clip_frames.items():
@@ -340,9 +344,8 @@ class GeneratorTask(Task):
         l1, psnr, warped_l1, gaze, tiles = [], [], [], [], []
         for target, sources in pairs:
             item = {k: v[None].to(device) for k, v in data.item(target, sources, None).items()}
-            out = model.generator(
-                item["source_image"], item["source_sketch"], item["target_sketch"]
-            )
+            out = model.generator(item["source_image"], item["source_sketch"],
+                                  item["target_sketch"], item.get("source_prior"))  # fmt: skip
             diff = (out.image - item["target_image"]) / 2  # [0, 1] units
             l1.append(float(diff.abs().mean()))
             psnr.append(float(-10 * torch.log10(diff.pow(2).mean().clamp_min(1e-10))))

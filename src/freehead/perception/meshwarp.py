@@ -598,23 +598,43 @@ class MeshWarp:
         depth = target.mesh[tris, 2].mean(1)
         return np.concatenate([self._fixed, self._face[np.argsort(-depth, kind="stable")]])
 
-    def render(self, source: WarpSource, target: WarpTarget) -> np.ndarray:
-        """The source warped onto the target mesh: ``(H, W, 3)`` uint8, the source's size."""
+    def maps(self, source: WarpSource, target: WarpTarget, cavity: bool = True
+             ) -> tuple[np.ndarray, np.ndarray, tuple | None]:  # fmt: skip
+        """The backward map of the warp: ``cv2.remap``'s x and y maps ``(H, W)`` float32
+        (source pixel centres at integers), and, with ``cavity`` and the class's
+        ``mouth_cavity``, the mouth pixels to shade (:func:`mouth_interior`; None if not)."""
         dst = self.target_vertices(source, target) - 0.5  # pixel centres at integers
         src = source.vertices - 0.5
         tris = self.topology.triangles
         index = rasterise(dst, tris, self.draw_order(target), source.image.shape[:2])
         mx, my = backward_map(index, triangle_affines(dst, src, tris), source_bounds(src, tris))
-        cavity = None
-        if self.mouth_cavity:
+        shade = None
+        if cavity and self.mouth_cavity:
             inside = np.isin(index, self.topology.mouth)
             upper, lower = self.topology.lips
             lips = [
                 (x[upper, :2] - 0.5, x[lower, :2] - 0.5) for x in (source.landmarks, target.mesh)
             ]
-            cavity = mouth_interior(
+            shade = mouth_interior(
                 mx, my, inside, *lips[0], *lips[1], target.pose.scale / source.pose.scale
             )
+        return mx, my, shade
+
+    def flow(self, source: WarpSource, target: WarpTarget) -> np.ndarray:
+        """The warp as a backward flow ``(2, H, W)`` float32 in the generator's units
+        (:func:`freehead.models.generator.warp`: offsets of ``grid_sample``'s [-1, 1] grid,
+        ``align_corners=False``), so that warping the source by it is :meth:`render`
+        without the mouth's cavity shading, which a flow cannot express (the mouth
+        interior still follows the source's own size below the upper lip)."""
+        mx, my, _ = self.maps(source, target)  # the interior's rows, not its shading
+        h, w = mx.shape
+        fx = (mx - np.arange(w, dtype=np.float32)[None, :]) * (2.0 / w)
+        fy = (my - np.arange(h, dtype=np.float32)[:, None]) * (2.0 / h)
+        return np.stack([fx, fy]).astype(np.float32)
+
+    def render(self, source: WarpSource, target: WarpTarget) -> np.ndarray:
+        """The source warped onto the target mesh: ``(H, W, 3)`` uint8, the source's size."""
+        mx, my, cavity = self.maps(source, target)
         out = cv2.remap(source.image, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
         if cavity is not None:
             ys, xs, weight = cavity
