@@ -104,6 +104,28 @@ def test_preprocess_resumes_without_redoing_clips(dataset, videos):
     assert Dataset(out).clip("cap/webcam/000000").split == "heldout"
 
 
+def test_preprocess_stills_makes_one_clip_per_photo(samples, tmp_path):
+    """--stills: each image of a folder is its own one-frame clip (a folder of unrelated
+    photos is not a sequence), named folder/stem, its identity the top folder."""
+    import json
+    import shutil
+
+    people = samples / "people" / "train"
+    photos = tmp_path / "photos" / "obama"
+    photos.mkdir(parents=True)
+    for k in range(3):
+        shutil.copy(people / "barack_obama" / f"{k}.png", photos / f"{k}.png")
+    out = tmp_path / "ds"
+    proc = run("preprocess", str(tmp_path / "photos"), "--out", str(out), "--stills")
+    assert proc.returncode == 0, proc.stderr
+    clips = json.loads((out / "manifest.json").read_text())["clips"]
+    assert sorted(c["name"] for c in clips) == ["obama/0", "obama/1", "obama/2"]
+    assert all(c["frames"] == 1 and c["identity"] == "obama" for c in clips)
+    # without --stills the folder is one sequence, whose frames must share a size
+    proc = run("preprocess", str(tmp_path / "photos"), "--out", str(tmp_path / "seq"))
+    assert_one_line_error(proc, "change size")
+
+
 def test_preprocess_refuses_other_settings_for_an_existing_dataset(dataset, videos):
     out, _ = dataset
     proc = run("preprocess", str(videos), "--out", str(out), "--size", "256")

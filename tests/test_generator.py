@@ -433,3 +433,51 @@ def test_a_few_g_v2_steps_train_and_inference_refuses_it_for_now(tiny_dataset, t
     assert float(g.render.full[-1].weight.detach().abs().sum()) > 0
     with pytest.raises(FreeheadError, match="G v2"):
         FaceNetworks.load(generator=final)
+
+
+def test_still_pairs_undo_a_synthetic_motion(tiny_dataset, samples, tmp_path):
+    """A still is the target; its source is the still moved along its mesh, the source's
+    sketch is drawn from the moved mesh, and the prior flow takes the source back onto the
+    still (closer to it than the moved source is)."""
+    import shutil
+
+    from freehead.data.dataset import Dataset
+    from freehead.data.frames import ClipFrames
+    from freehead.data.preprocess import PreprocessOptions, preprocess
+    from freehead.training.data import (
+        GeneratorPairs,
+        StillMotion,
+        landmarks_in_pixels,
+        sketch_of,
+        sketch_of_mesh,
+    )
+
+    data = tmp_path / "mixed"
+    shutil.copytree(tiny_dataset, data)
+    photos = tmp_path / "photos" / "obama"
+    photos.mkdir(parents=True)
+    shutil.copy(samples / "people" / "train" / "barack_obama" / "3.png", photos / "3.png")
+    preprocess([str(tmp_path / "photos")], data, PreprocessOptions(size=128, stills=True),
+               show_progress=False)  # fmt: skip
+    frames = ClipFrames(Dataset(data), "train")
+    motion = StillMotion(fraction=1.0, max_yaw=15.0, max_pitch=10.0)
+    pairs = GeneratorPairs(frames, 1, None, prior=True, stills=motion)
+    assert [f.clip for f in pairs.stills] == ["obama/3"] and len(pairs) == len(pairs.videos)
+    assert all(f.clip != "obama/3" for f in pairs.videos)
+
+    # the sketch drawn from a mesh is the labels' own sketch for the labels' mesh
+    lab = frames.labels["obama/3"]
+    own = sketch_of_mesh(landmarks_in_pixels(lab, 0, 128), pairs.mean_shape, 128)
+    assert np.abs(own.astype(int) - sketch_of(lab, 0, 128)).mean() < 1.0
+
+    torch.manual_seed(3)
+    item = pairs[0]
+    target, source = item["target_image"], item["source_image"][0]
+    assert torch.equal(target, torch.from_numpy(frames.image(pairs.stills[0])).permute(2, 0, 1)
+                       .float() / 127.5 - 1)  # fmt: skip
+    back = warp(source[None], item["source_prior"][:1])[0]
+    inner = slice(16, 112)
+    moved = (source - target)[:, inner, inner].abs().mean()
+    undone = (back - target)[:, inner, inner].abs().mean()
+    assert float(moved) > 0.03 and float(undone) < 0.5 * float(moved)  # measured: 0.13, 0.018
+    assert not torch.equal(item["source_sketch"][0], item["target_sketch"])

@@ -116,6 +116,18 @@ def test_eye_fit_recovers_gaze_of_synthetic_faces():
     assert g.angle_between_deg(g.gaze_from_eye_mesh(TEMPLATE, meshes[:, 0]), gaze).max() < 0.5
 
 
+def test_eye_fit_of_a_clip_with_no_valid_frame_uses_every_frame():
+    """A folder whose photos all hold several faces has no frame flagged valid; the shared
+    eyeball centres then come from every frame instead of failing."""
+    mean = MeanShape.default()
+    lm, gaze, _ = _synthetic_faces(mean, np.array([5.0, -10.0]), np.array([10.0, 20.0]))
+    pose = fit_head_pose(lm, mean)
+    none = fit_eyes(lm, pose, mean, valid=torch.zeros(2, dtype=torch.bool))
+    every = fit_eyes(lm, pose, mean)
+    assert torch.equal(none.centres, every.centres)
+    assert g.angle_between_deg(none.combined_gaze(), gaze).max() < 0.5
+
+
 def test_build_mean_shape_calibrates_zero_gaze_and_pitch():
     """Faces that look into the camera: after calibration their gaze reads ~0 and their
     median head pitch is 0, whatever eyeball offset the synthetic faces had."""

@@ -72,6 +72,7 @@ def _add_data_commands(sub) -> None:
     p.add_argument("--heldout", action="append", default=[], help="glob of held-out clip names")
     p.add_argument("--heldout-from", action="append", default=[], help="GLOB@N: held out from N on")
     p.add_argument("--identity", default=None, help="the identity of every input")
+    p.add_argument("--stills", action="store_true", help="images in a folder are separate photos")
     p.add_argument("--mean-shape", help="mean shape .npz (default: the dataset's, else shipped)")
     p.add_argument("--crop-scale", type=float, default=d.size_iod, help="crop side in eye-corner "
                    "distances (default: %(default)s)")  # fmt: skip
@@ -251,8 +252,7 @@ def _cmd_preprocess(args: Namespace) -> int:
     options = pp.PreprocessOptions(
         size=args.size, crop=CropConfig(size_iod=args.crop_scale, smooth_seconds=args.smooth),
         clip_frames=args.clip_frames, max_frames=args.max_frames, heldout=tuple(args.heldout),
-        heldout_from=tuple(pp.parse_heldout_from(t) for t in args.heldout_from),
-    )  # fmt: skip
+        heldout_from=tuple(pp.parse_heldout_from(t) for t in args.heldout_from), stills=args.stills)  # fmt: skip
     summary = pp.preprocess(args.inputs, args.out, options, mean_shape_path=args.mean_shape,
                             shard=pp.parse_shard(args.shard), identity=args.identity,
                             workers=args.workers, show_progress=sys.stderr.isatty())  # fmt: skip

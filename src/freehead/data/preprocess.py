@@ -53,6 +53,9 @@ class PreprocessOptions:
     heldout_from: tuple[tuple[str, int], ...] = ()
     """(source-name glob, frame): the matching sources' frames from ``frame`` on are cut
     into clips of their own (named by their first frame) and held out."""
+    stills: bool = False
+    """Images in a folder are separate photos, each its own one-frame clip, rather than
+    the frames of one sequence (which share crop smoothing and eyeball centres)."""
 
 
 @dataclass
@@ -115,14 +118,16 @@ class PreprocessSummary:
 
 
 def discover_sources(
-    inputs: Iterable[str | Path], identity: str | None = None
+    inputs: Iterable[str | Path], identity: str | None = None, stills: bool = False
 ) -> list[InputSource]:
     """Find the videos, frame folders and images under ``inputs``.
 
     Under a directory given as input, a source's identity is its top folder below that
     directory (VoxCeleb's ``id/video/clip`` layout) and its name is its path below it
     without the extension; a source given directly is named after its file stem and is
-    its own identity. ``identity`` overrides the identity of every source.
+    its own identity. ``identity`` overrides the identity of every source. With
+    ``stills`` each image in a folder is a source of its own (``folder/stem``) instead of
+    a frame of the folder's sequence.
     """
     found: list[InputSource] = []
     for raw in inputs:
@@ -137,8 +142,12 @@ def discover_sources(
             here = Path(dirpath)
             rel = here.relative_to(root)
             files = sorted(f for f in filenames if not f.startswith("."))
-            if any(Path(f).suffix.lower() in IMAGE_EXTENSIONS for f in files):
-                parts = rel.parts or (root.name,)
+            images = [f for f in files if Path(f).suffix.lower() in IMAGE_EXTENSIONS]
+            parts = rel.parts or (root.name,)
+            if images and stills:
+                found += [InputSource(here / f, "/".join((*parts, Path(f).stem)),
+                                      identity or parts[0]) for f in images]  # fmt: skip
+            elif images:
                 found.append(InputSource(here, "/".join(parts), identity or parts[0]))
             for f in files:
                 if Path(f).suffix.lower() in VIDEO_EXTENSIONS:
@@ -350,7 +359,7 @@ def preprocess(
         mean_shape_digest=mean_shape.digest,
         jpeg_quality=options.jpeg_quality,
     )
-    sources = discover_sources(inputs, identity)
+    sources = discover_sources(inputs, identity, options.stills)
     if not sources:
         raise FreeheadError("no videos, frame folders or images found in the inputs")
     i, n = shard

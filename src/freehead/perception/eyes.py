@@ -98,10 +98,10 @@ def fit_eyes(
 
     ``landmarks`` ``(T, 478, 3)`` with ``pose`` fitted on them (same frame and unit).
     Frames of one clip share eyeball centres in head coordinates, from the frames that
-    ``valid`` ``(T,)`` marks (default: all); ``independent_frames`` gives every frame
-    its own instead (unrelated images).
+    ``valid`` ``(T,)`` marks (default, or when it marks none: all); ``independent_frames``
+    gives every frame its own instead (unrelated images).
     """
-    if valid is None:
+    if valid is None or not bool(valid.any()):
         valid = torch.ones(landmarks.shape[0], dtype=torch.bool)
     head = pose.invert_points(landmarks)  # (T, 478, 3) in head units
     mids = corner_midpoints(head)  # (T, 2, 3)

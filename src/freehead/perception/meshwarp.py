@@ -559,6 +559,25 @@ class MeshWarp:
         offsets = pd.invert(d) - pr.invert(r)
         return WarpTarget(mesh=keep_irises_inside(pose.apply(source.head + offsets)), pose=pose)
 
+    def expression(self, driver: np.ndarray, reference: np.ndarray) -> np.ndarray:
+        """The expression offsets of ``driver`` since ``reference`` (``(478, 3)`` pixels
+        each, one person): their meshes' difference in their own head frames, in the head
+        frame's units (irises included), ``(478, 3)``; what :meth:`relative` adds."""
+        d = _check_landmarks(driver, "driver landmarks")
+        r = _check_landmarks(reference, "reference landmarks")
+        return head_pose(d, self.mean_shape).invert(d) - head_pose(r, self.mean_shape).invert(r)
+
+    def moved(self, source: WarpSource, rotation: np.ndarray, scale: float = 1.0,
+              offsets: np.ndarray | None = None) -> WarpTarget:  # fmt: skip
+        """The source's head turned by ``rotation`` ``(3, 3)`` (camera frame, about the
+        head's centre) and scaled by ``scale`` about it, with expression ``offsets``
+        ``(478, 3)`` (head frame, as :meth:`expression` gives) added: free views, pose
+        requests and synthetic motion."""
+        pose = HeadPose(rotation=np.asarray(rotation, np.float64) @ source.pose.rotation,
+                        translation=source.pose.translation, scale=source.pose.scale * scale)  # fmt: skip
+        head = source.head if offsets is None else source.head + offsets
+        return WarpTarget(mesh=keep_irises_inside(pose.apply(head)), pose=pose)
+
     def absolute(self, source: WarpSource, driver: np.ndarray) -> WarpTarget:
         """The driver's own mesh, where it is in the driver's image (the output's frame):
         for self-reenactment, where source and driver are one person in one crop frame.

@@ -16,12 +16,15 @@ from torch.utils.data import Dataset as TorchDataset
 from torch.utils.data import Sampler
 
 from freehead.data.frames import ClipFrames, FrameRef
-from freehead.geometry import angles_from_gaze, place_eye_mesh
+from freehead.errors import FreeheadError
+from freehead.geometry import angles_from_gaze, place_eye_mesh, rotation_from_angles
 from freehead.models.backbone import to_network_input
 from freehead.models.keypoints import prepare_crops
-from freehead.perception.eyes import TEMPLATE
+from freehead.perception.eyes import TEMPLATE, fit_eyes
+from freehead.perception.keypoints import KEYPOINT_MESH_INDICES
 from freehead.perception.labels import ClipLabels
 from freehead.perception.meshwarp import MeshWarp
+from freehead.perception.shape import MeanShape, fit_head_pose
 from freehead.sketch import draw_sketch
 
 
@@ -36,6 +39,22 @@ class AugmentConfig:
     brightness: float = 0.15
     contrast: float = 0.15
     saturation: float = 0.15
+
+
+@dataclass(frozen=True)
+class StillMotion:
+    """Training pairs made from still photos (one-frame clips, ``preprocess --stills``):
+    the still is the target, and the source is the still warped along its face mesh to a
+    random pose (yaw and pitch uniform in ``±max_yaw``/``±max_pitch``, roll in
+    ``±max_roll`` degrees, scale in ``1 ± scale``) and a training video's expression
+    (the offsets between two random frames of one clip). ``fraction`` of the samples are
+    such pairs (when the split has both kinds)."""
+
+    fraction: float = 0.3
+    max_yaw: float = 20.0
+    max_pitch: float = 20.0
+    max_roll: float = 5.0
+    scale: float = 0.05
 
 
 def _rng() -> np.random.Generator:
@@ -184,6 +203,29 @@ def mesh_prior(warper: MeshWarp, image: np.ndarray, source: np.ndarray, target: 
     return warper.flow(prepared, warper.absolute(prepared, target))
 
 
+def sketch_of_mesh(landmarks: np.ndarray, mean_shape: MeanShape, size: int) -> np.ndarray:
+    """The sketch of a face given by its 478 landmarks ``(478, 3)`` in the pixels of a
+    ``size``² crop, its gaze fitted as the labeller fits it: ``(size, size, 3)`` uint8."""
+    crop = torch.from_numpy(landmarks[None] * (2.0 / size) - np.array([1.0, 1.0, 0.0]))
+    eyes = fit_eyes(crop, fit_head_pose(crop, mean_shape), mean_shape, independent_frames=True)
+    gaze = angles_from_gaze(eyes.gaze[0]).numpy()
+    return draw_sketch(crop[0, list(KEYPOINT_MESH_INDICES)].numpy(), gaze, size)
+
+
+def synthetic_source(warper: MeshWarp, image: np.ndarray, landmarks: np.ndarray,
+                     offsets: np.ndarray | None, motion: StillMotion, rng: np.random.Generator
+                     ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """A still ``image`` with ``landmarks`` (``(478, 3)`` pixels) warped along its mesh to a
+    random pose of ``motion`` with expression ``offsets``: the image ``(S, S, 3)`` uint8
+    and its landmarks ``(478, 3)`` pixels."""
+    yaw, pitch = rng.uniform(-1, 1, 2) * (motion.max_yaw, motion.max_pitch)
+    roll = rng.uniform(-motion.max_roll, motion.max_roll)
+    turn = rotation_from_angles(*(torch.tensor(float(a)) for a in (yaw, pitch, roll))).numpy()
+    prepared = warper.prepare(image, landmarks)
+    moved = warper.moved(prepared, turn, 1 + rng.uniform(-motion.scale, motion.scale), offsets)
+    return warper.render(prepared, moved), moved.mesh
+
+
 class GeneratorPairs(TorchDataset):
     """Training samples for G: target = frame ``i``, ``sources`` other random frames of its
     clip. Each item: ``source_image``, ``source_sketch`` ``(M, 3, S, S)``, ``target_image``,
@@ -192,6 +234,8 @@ class GeneratorPairs(TorchDataset):
 
     With ``prior`` (G v2), each item also holds ``source_prior`` ``(M, 2, S, S)``: for each
     source the mesh warp onto the target's landmarks as a flow (:func:`mesh_prior`).
+    With ``stills``, one-frame clips (still photos) are targets too, their sources made by
+    :class:`StillMotion`; other clips give same-clip pairs.
 
     With ``redirect_deg`` > 0, each item also asks for the target with another gaze:
     ``redirect_gaze`` ``(2,)`` (pitch, yaw) in degrees, uniform in ``±redirect_deg`` and the
@@ -206,16 +250,26 @@ class GeneratorPairs(TorchDataset):
         augment: AugmentConfig | None,
         redirect_deg: float = 0.0,
         prior: bool = False,
+        stills: StillMotion | None = None,
     ):
         self.frames = frames
         self.sources = sources
         self.augment = augment
         self.redirect_deg = redirect_deg
         self.size = frames.dataset.settings().size
-        self.warper = MeshWarp(frames.dataset.mean_shape()) if prior else None
+        self.mean_shape = frames.dataset.mean_shape()
+        self.prior = prior
+        self.warper = MeshWarp(self.mean_shape)
+        one = {c for c, idx in frames.clip_frames.items() if len(frames.labels[c].flags) == 1}
+        self.videos = [f for f in frames.frames if f.clip not in one]
+        self.stills = [f for f in frames.frames if f.clip in one] if stills else []
+        self.motion = stills or StillMotion(fraction=0.0)
+        if not self.videos and not self.stills:
+            raise FreeheadError(f"{frames.dataset.root} has no clip of two frames or more "
+                                "(stills need a StillMotion)")  # fmt: skip
 
     def __len__(self) -> int:
-        return len(self.frames)
+        return len(self.videos) or len(self.stills)
 
     def item(
         self, target: FrameRef, sources: list[FrameRef], seed: int | None
@@ -240,21 +294,59 @@ class GeneratorPairs(TorchDataset):
             "target_sketch": _network_image(sketch_of(lab, target.index, size)),
             "target_keypoints": torch.from_numpy(lab.keypoints[target.index].copy()),
         }
-        if self.warper is not None:
+        if self.prior:
             want = landmarks_in_pixels(lab, target.index, size)
             flows = [mesh_prior(self.warper, image, landmarks_in_pixels(lab, r.index, size), want)
                      for image, r in zip(images, sources, strict=True)]  # fmt: skip
             item["source_prior"] = torch.from_numpy(np.stack(flows))
         return item
 
+    def still_item(self, target: FrameRef, rng: np.random.Generator, seed: int | None
+                   ) -> dict[str, torch.Tensor]:  # fmt: skip
+        """A still as the target, its M sources made by :func:`synthetic_source`."""
+        size, lab = self.size, self.frames.labels[target.clip]
+        image = self.frames.image(target)
+        if self.augment is not None and seed is not None:
+            image = photometric(image, self.augment, np.random.default_rng(seed))
+        want = landmarks_in_pixels(lab, target.index, size)
+        made = [synthetic_source(self.warper, image, want, self._offsets(rng), self.motion, rng)
+                for _ in range(self.sources)]  # fmt: skip
+        item = {
+            "source_image": torch.stack([_network_image(im) for im, _ in made]),
+            "source_sketch": torch.stack(
+                [_network_image(sketch_of_mesh(lm, self.mean_shape, size)) for _, lm in made]
+            ),
+            "target_image": _network_image(image),
+            "target_sketch": _network_image(sketch_of(lab, target.index, size)),
+            "target_keypoints": torch.from_numpy(lab.keypoints[target.index].copy()),
+        }
+        if self.prior:
+            flows = [mesh_prior(self.warper, im, lm, want) for im, lm in made]
+            item["source_prior"] = torch.from_numpy(np.stack(flows))
+        return item
+
+    def _offsets(self, rng: np.random.Generator) -> np.ndarray | None:
+        """A training video's expression: two random frames of one random clip."""
+        if not self.videos:
+            return None
+        ref = self.videos[int(rng.integers(len(self.videos)))]
+        lab, pool = self.frames.labels[ref.clip], self.frames.clip_frames[ref.clip]
+        other = int(pool[int(rng.integers(len(pool)))])
+        return self.warper.expression(landmarks_in_pixels(lab, ref.index, self.size),
+                                      landmarks_in_pixels(lab, other, self.size))  # fmt: skip
+
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         rng = _rng()
-        target = self.frames.frames[index]
-        pool = self.frames.clip_frames[target.clip]
-        picks = rng.choice(pool, size=self.sources, replace=len(pool) < self.sources + 1)
-        sources = [FrameRef(target.clip, int(j)) for j in picks]
         seed = int(rng.integers(2**31)) if self.augment is not None else None
-        item = self.item(target, sources, seed)
+        still = bool(self.stills) and (not self.videos or rng.random() < self.motion.fraction)
+        if still:
+            target = self.stills[int(rng.integers(len(self.stills)))]
+            item = self.still_item(target, rng, seed)
+        else:
+            target = self.videos[index % len(self.videos)]
+            pool = self.frames.clip_frames[target.clip]
+            picks = rng.choice(pool, size=self.sources, replace=len(pool) < self.sources + 1)
+            item = self.item(target, [FrameRef(target.clip, int(j)) for j in picks], seed)
         if self.redirect_deg > 0:
             lab = self.frames.labels[target.clip]
             gaze = rng.uniform(-self.redirect_deg, self.redirect_deg, size=2)

@@ -39,7 +39,7 @@ from freehead.models.critics import CriticConfig, Critics
 from freehead.models.gaze import GazeEstimator, cut_eye_patches, eye_frames
 from freehead.models.generator import Generator, GeneratorConfig
 from freehead.perception.eyes import TEMPLATE
-from freehead.training.data import AugmentConfig, GeneratorPairs
+from freehead.training.data import AugmentConfig, GeneratorPairs, StillMotion
 from freehead.training.gan_losses import (
     IDENTITY_KINDS,
     IdentityLoss,
@@ -63,7 +63,7 @@ class GeneratorLossWeights:
     """HeadGAN's defaults: lambda_VGG = lambda_FM = 10 (the perceptual weight applies to
     whichever perceptual loss runs; see ``PerceptualLoss``). ``identity`` weighs FaceRes'
     cosine distance between the output and its sources (when the run has an identity loss;
-    not yet tuned by a full run)."""
+    not yet tuned by a full run); ``l1`` the mean absolute difference to the target."""
 
     adversarial: float = 1.0
     feature_matching: float = 10.0
@@ -74,6 +74,7 @@ class GeneratorLossWeights:
     redirect_gaze: float = 0.2
     redirect_stability: float = 1.0
     identity: float = 1.0
+    l1: float = 0.0
 
 
 GAN_TRAINING = TrainConfig(lr=2e-4, weight_decay=0.0, warmup_steps=0, final_lr_fraction=1.0,
@@ -90,7 +91,9 @@ class GeneratorRunConfig:
     ``vgg_weights``: a path to torchvision's VGG19 ImageNet file (default: looked for in the
     torch hub cache);
     ``gaze_estimator``: the E_gaze file :class:`EyeLoss` uses (default: the shipped one);
-    ``redirect_deg``: the range of the gaze asked for in redirection samples."""
+    ``redirect_deg``: the range of the gaze asked for in redirection samples;
+    ``stills``: pairs made from the split's still photos (:class:`StillMotion`);
+    ``bf16``: run G and the critics under bfloat16 autocast (CPUs with AVX512-BF16, GPUs)."""
 
     model: GeneratorConfig = field(default_factory=GeneratorConfig)
     critics: CriticConfig = field(default_factory=CriticConfig)
@@ -105,6 +108,8 @@ class GeneratorRunConfig:
     identity: str | None = None
     gaze_estimator: str | None = None
     redirect_deg: float = 25.0
+    stills: StillMotion = field(default_factory=StillMotion)
+    bf16: bool = False
     train: TrainConfig = field(default_factory=lambda: GAN_TRAINING)
 
 
@@ -268,7 +273,7 @@ class GeneratorTask(Task):
         c = self.config
         redirect = c.redirect_deg if c.loss.redirect_gaze > 0 else 0.0
         return GeneratorPairs(ClipFrames(self.dataset, "train"), c.sources, c.augment, redirect,
-                              prior=c.model.uses_prior)  # fmt: skip
+                              prior=c.model.uses_prior, stills=c.stills)  # fmt: skip
 
     def train_step(self, wrapped: Any, batch: dict[str, Tensor], optimizers) -> dict[str, Tensor]:
         """One step of G, then one of the critics. With redirection on, G renders each
@@ -280,19 +285,26 @@ class GeneratorTask(Task):
         for frozen in (self.perceptual, self.identity, self.eyes):
             if frozen is not None:
                 frozen.to(target.device)
-        fakes, warped, sketches = _render(wrapped.generator, batch)
-        judge = _judge(wrapped.critics, batch, sketches, fakes.shape[0])
-        terms = self._generator_terms(batch, fakes, warped, judge)
-        loss_g = sum(getattr(self.config.loss, k) * v for k, v in terms.items())
+        with self._autocast():
+            fakes, warped, sketches = _render(wrapped.generator, batch)
+            judge = _judge(wrapped.critics, batch, sketches, fakes.shape[0])
+            terms = self._generator_terms(batch, fakes.float(), warped.float(), judge)
+            loss_g = sum(getattr(self.config.loss, k) * v for k, v in terms.items())
         descend(optimizers["generator"], loss_g, self.config.train.grad_clip)
 
         # critic step
-        fake, real = judge(fakes.detach())
-        loss_d = hinge_critic_loss(real, fake)
+        with self._autocast():
+            fake, real = judge(fakes.detach())
+            loss_d = hinge_critic_loss(real, fake)
         descend(optimizers["critics"], loss_d, self.config.train.grad_clip)
         with torch.no_grad():
             l1 = (fakes[: target.shape[0]] - target).abs().mean()
         return {**terms, "loss": loss_g.detach(), "critic": loss_d.detach(), "l1": l1}
+
+    def _autocast(self) -> torch.autocast:
+        """bfloat16 autocast where the run config asks for it (``bf16``), else a no-op."""
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        return torch.autocast(device, dtype=torch.bfloat16, enabled=self.config.bf16)
 
     def _generator_terms(
         self, batch: dict[str, Tensor], fakes: Tensor, warped: Tensor, judge: _Judge
@@ -311,6 +323,8 @@ class GeneratorTask(Task):
         }
         if self.identity is not None:
             terms["identity"] = self.identity(out, batch["source_image"])
+        if self.config.loss.l1 > 0:
+            terms["l1"] = (out - target).abs().mean()
         if "redirect_sketch" in batch:
             terms["redirect_gaze"] = self.eyes.gaze_towards(
                 fakes[b:], kp, batch["redirect_gaze"], batch["target_eyes_open"]
