@@ -37,7 +37,9 @@ class FaceReading:
 
     ``box`` ``(3,)`` the crop (cx, cy, side) in frame pixels; ``crop`` ``(S, S, 3)`` uint8;
     ``keypoints`` ``(K, 3)`` E_can's p in crop coordinates; ``canonical`` ``(K, 3)``
-    p_can; ``motion`` pose, expression and gaze; ``num_faces`` faces in the frame.
+    p_can; ``motion`` pose, expression and gaze; ``num_faces`` faces in the frame;
+    ``landmarks`` ``(478, 3)`` the tracker's face mesh in crop pixels (the first pixel's
+    outer edge at 0; None where the face was not tracked).
     """
 
     box: np.ndarray
@@ -46,6 +48,7 @@ class FaceReading:
     canonical: np.ndarray
     motion: FaceMotion
     num_faces: int
+    landmarks: np.ndarray | None = None
 
 
 class FaceReader:
@@ -149,7 +152,8 @@ class FaceReader:
             box = self.box(landmarks)
             crop = crop_image(frame, box, self.crop_size)
         read = self.networks.read_crop(crop)
-        return FaceReading(box, crop, read.keypoints, read.canonical, read.motion, count)
+        mesh = crop_landmarks(landmarks, box, self.crop_size)
+        return FaceReading(box, crop, read.keypoints, read.canonical, read.motion, count, mesh)
 
     def close(self) -> None:
         if self._tracker is not None:
@@ -163,16 +167,35 @@ class FaceReader:
         self.close()
 
 
+def crop_landmarks(landmarks: np.ndarray, box: np.ndarray, size: int) -> np.ndarray:
+    """Frame-pixel landmarks ``(N, 3)`` in the pixels of the ``size``² crop of ``box``
+    ``(3,)`` (cx, cy, side): ``(N, 3)``, z scaled as x and y."""
+    scale = size / float(box[2])
+    corner = np.array([box[0] - box[2] / 2, box[1] - box[2] / 2, 0.0])
+    return (np.asarray(landmarks, np.float64) - corner) * scale
+
+
 class CropReader:
     """Reads images that are aligned face crops, as a dataset's crops are: the image is
     resized to the networks' crop side when it differs (area filter) and read whole; its
-    box is the whole image. Same calls as :class:`FaceReader`."""
+    box is the whole image. Same calls as :class:`FaceReader`. When the networks need the
+    face mesh (G v2) the crop is also tracked, as a still."""
 
     last_count = 1
 
     def __init__(self, networks: FaceNetworks, name: str = "input"):
         self.networks = networks
         self.name = name
+        self._tracker: FaceTracker | None = None
+
+    def _mesh(self, crop: np.ndarray) -> np.ndarray:
+        if self._tracker is None:
+            self._tracker = FaceTracker(video=False)
+        with self.networks.clock.stage("tracking"):
+            found = self._tracker(crop).landmarks
+        if found is None:
+            raise FreeheadError(f"no face mesh found in {self.name}")
+        return found
 
     def __call__(self, image: np.ndarray) -> FaceReading:
         h, w = image.shape[:2]
@@ -185,13 +208,16 @@ class CropReader:
                 crop = cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA)
         read = self.networks.read_crop(crop)
         box = np.array([w / 2, h / 2, w], np.float64)
-        return FaceReading(box, crop, read.keypoints, read.canonical, read.motion, 1)
+        mesh = self._mesh(crop) if self.networks.needs_mesh else None
+        return FaceReading(box, crop, read.keypoints, read.canonical, read.motion, 1, mesh)
 
     def close(self) -> None:
-        pass
+        if self._tracker is not None:
+            self._tracker.close()
+            self._tracker = None
 
     def __enter__(self) -> CropReader:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        pass
+        self.close()

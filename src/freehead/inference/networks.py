@@ -110,9 +110,9 @@ class FaceNetworks:
         overrides = {"keypoints": keypoints, "gaze": gaze, "generator": generator}
         files = {part: Path(overrides[part] or folder / name) for part, name in MODEL_FILES.items()}
         g = Generator.from_pretrained(files["generator"]).eval()
-        if g.config.uses_prior:
+        if g.config.uses_prior and runtime == "onnx":
             raise FreeheadError(f"{files['generator']} is a G v2 (flow_prior: mesh), which "
-                                "inference cannot drive yet; use a plain G")  # fmt: skip
+                                "runs on the torch runtime only for now")  # fmt: skip
         networks = cls(
             KeypointEstimator.from_pretrained(files["keypoints"]).eval(),
             GazeEstimator.from_pretrained(files["gaze"]).eval(),
@@ -159,17 +159,29 @@ class FaceNetworks:
         )
         return SourceEncoding(features, len(sketches))
 
+    @property
+    def needs_mesh(self) -> bool:
+        """Whether G is a G v2, which takes a prior flow per source (the mesh warp)."""
+        config = getattr(self.g, "config", None)
+        return bool(getattr(config, "uses_prior", False))
+
     @torch.inference_mode()
     def render(
-        self, source: SourceEncoding, keypoints: np.ndarray, gaze_angles: np.ndarray
+        self,
+        source: SourceEncoding,
+        keypoints: np.ndarray,
+        gaze_angles: np.ndarray,
+        prior: np.ndarray | None = None,
     ) -> np.ndarray:
         """G's ``(S, S, 3)`` uint8 crop of the source person with the target ``keypoints``
         ``(K, 3)`` and camera-frame gaze ``(2,)`` or per eye ``(2, 2)`` (pitch, yaw in
-        degrees), drawn as a gaze-coded sketch."""
+        degrees), drawn as a gaze-coded sketch; G v2 also takes each source's prior flow,
+        ``prior`` ``(m, 2, S, S)``."""
         from freehead.models.backbone import to_image, to_network_input
 
         with self.clock.stage("sketch"):
             sketch = draw_sketch(keypoints, gaze_angles, self.size)
+        flows = None if prior is None else torch.from_numpy(np.asarray(prior, np.float32))[None]
         with self.clock.stage("generator"):
-            out = self.g.render_frame(source.features, to_network_input(sketch), source.m)
+            out = self.g.render_frame(source.features, to_network_input(sketch), source.m, flows)
             return to_image(out.image[0])

@@ -125,9 +125,11 @@ class OnnxGenerator:
         feats = self.source.run(None, {"image": _np(image), "sketch": _np(sketches.flatten(0, 1))})
         return SourceFeatures(image=image, features=[torch.from_numpy(f) for f in feats])
 
-    def render_frame(self, sources, target_sketch: Tensor, m: int):
+    def render_frame(self, sources, target_sketch: Tensor, m: int, prior: Tensor | None = None):
         from freehead.models.generator import GeneratorOutput
 
+        if prior is not None:
+            raise FreeheadError("the ONNX graphs are of a plain G; a G v2 runs on torch")
         h1, h2, h3 = (_np(f) for f in sources.features)
         (out,) = self._frame_session(m).run(None, {
             "image": _np(sources.image), "h1": h1, "h2": h2, "h3": h3,

@@ -31,6 +31,7 @@ from freehead.errors import FreeheadError
 from freehead.inference.faces import CropReader, FaceReader, FaceReading
 from freehead.inference.gaze import GazeControl
 from freehead.inference.masks import eye_mask, face_mask
+from freehead.inference.mesh_motion import MeshPrior, MeshSource
 from freehead.inference.motion import FaceMotion, relative_motion
 from freehead.inference.networks import FaceNetworks, SourceEncoding
 from freehead.inference.read_ahead import run_ahead
@@ -108,12 +109,13 @@ class ReenactOptions:
 @dataclass
 class PreparedSource:
     """A source ready to drive: its full images, face readings, the mean canonical
-    keypoints ``(K, 3)`` and G's encoding of its ``m`` images."""
+    keypoints ``(K, 3)``, G's encoding of its ``m`` images and, for a G v2, their meshes."""
 
     images: list[np.ndarray]
     readings: list[FaceReading]
     canonical: np.ndarray
     encoding: SourceEncoding
+    meshes: list[MeshSource] | None = None
 
     @property
     def motion(self) -> FaceMotion:
@@ -127,11 +129,15 @@ class PreparedSource:
 @dataclass(frozen=True)
 class _Driver:
     """The last driving frame with a face: its smoothed motion vector
-    (:meth:`FaceMotion.to_vector`), crop box ``(3,)`` and keypoints ``(K, 3)``."""
+    (:meth:`FaceMotion.to_vector`), crop box ``(3,)`` and keypoints ``(K, 3)``; its face
+    mesh ``(478, 3)`` in crop pixels and, when driving relatively, the reference frame's
+    (for a G v2's prior)."""
 
     vector: np.ndarray
     box: np.ndarray
     keypoints: np.ndarray
+    landmarks: np.ndarray | None = None
+    reference: np.ndarray | None = None
 
 
 def _no_face(name: str, count: int, face_index: int) -> FreeheadError:
@@ -145,6 +151,7 @@ class Reenactor:
 
     def __init__(self, networks: FaceNetworks):
         self.networks = networks
+        self.mesh = MeshPrior(networks.size) if networks.needs_mesh else None
 
     @property
     def size(self) -> int:
@@ -206,7 +213,11 @@ class Reenactor:
             np.stack([r.motion.gaze_angles for r in readings]),
         )
         canonical = np.mean([r.canonical for r in readings], axis=0)
-        return PreparedSource(frames, readings, canonical, encoding)
+        meshes = None
+        if self.mesh is not None:
+            with self.networks.clock.stage("mesh"):
+                meshes = [self.mesh.prepare(r.crop, r.landmarks, r.motion) for r in readings]
+        return PreparedSource(frames, readings, canonical, encoding, meshes)
 
     # ------------------------------------------------------------------ reenact
     def reenact(self, source, driving, options: ReenactOptions | None = None, *,
@@ -268,10 +279,12 @@ class Reenactor:
         smoother = OneEuroFilter(fps, SmoothingConfig(strength=options.smoothing))
         k = source.canonical.shape[0]
         first: FaceMotion | None = None
+        first_mesh: np.ndarray | None = None
         if reference is not None:
             image = as_rgb8(reference, "the driving reference")
-            first = self._read_still(image, options.driver_face_index, "the driving reference",
-                                     options.crops).motion  # fmt: skip
+            read = self._read_still(image, options.driver_face_index, "the driving reference",
+                                    options.crops)  # fmt: skip
+            first, first_mesh = read.motion, read.landmarks
         held: _Driver | None = None
         missing = 0
         with self._reader(True, options.driver_face_index, fps, options.smoothing, name,
@@ -288,9 +301,10 @@ class Reenactor:
                         log.info("the driver's face is back at frame %d", i)
                     missing = 0
                     if first is None:
-                        first = reading.motion
+                        first, first_mesh = reading.motion, reading.landmarks
                     held = _Driver(smoother(reading.motion.to_vector()), reading.box,
-                                   reading.keypoints)  # fmt: skip
+                                   reading.keypoints, reading.landmarks,
+                                   first_mesh if options.relative else None)  # fmt: skip
                 yield i, frame, self._target(source, held, first, options.relative, k), held
         if held is None:
             raise FreeheadError(f"no face found in {name}")
@@ -313,7 +327,8 @@ class Reenactor:
         keypoints = motion.keypoints(source.canonical)
         target = options.gaze_control.target(i)
         gaze = motion.gaze_angles if target is None else target
-        crop = self.networks.render(source.encoding, keypoints, gaze)
+        prior = self._prior(source, motion, held, gaze)
+        crop = self.networks.render(source.encoding, keypoints, gaze, prior)
         with self.networks.clock.stage("paste_back"):
             if options.paste_back == "source":
                 mask = face_mask([source.readings[0].keypoints, keypoints], self.size)
@@ -325,6 +340,17 @@ class Reenactor:
                 return paste_back(frame, crop, held.box, mask)
         return crop
 
+    def _prior(self, source: PreparedSource, motion: FaceMotion, held: _Driver | None,
+               gaze: np.ndarray) -> np.ndarray | None:  # fmt: skip
+        """A G v2's prior flows ``(m, 2, S, S)`` for ``motion`` (None for a plain G)."""
+        if self.mesh is None:
+            return None
+        assert source.meshes is not None
+        with self.networks.clock.stage("mesh"):
+            driver, reference = (None, None) if held is None else (held.landmarks, held.reference)
+            offsets = [self.mesh.offsets(m, driver, reference) for m in source.meshes]
+            return self.mesh.flows(source.meshes, motion, offsets, gaze)
+
     # ------------------------------------------------------------------ gaze
     def edit_eyes(self, source: PreparedSource, angles: np.ndarray) -> np.ndarray:
         """A prepared source's image with its eyes turned to camera-frame (pitch, yaw)
@@ -333,7 +359,9 @@ class Reenactor:
         image."""
         reading = source.readings[0]
         keypoints = reading.motion.keypoints(source.canonical)
-        crop = self.networks.render(source.encoding, keypoints, np.asarray(angles, np.float64))
+        angles = np.asarray(angles, np.float64)
+        prior = self._prior(source, reading.motion, None, angles)
+        crop = self.networks.render(source.encoding, keypoints, angles, prior)
         mask = eye_mask(reading.keypoints, self.size)
         return paste_back(source.images[0], crop, reading.box, mask)
 

@@ -593,16 +593,21 @@ class MeshWarp:
             raise FreeheadError("gaze angles must be finite numbers")
         if abs(pitch) > MAX_GAZE_DEG or abs(yaw) > MAX_GAZE_DEG:
             raise FreeheadError(f"gaze ({pitch:g}, {yaw:g}) is beyond ±{MAX_GAZE_DEG:g}°")
-        lm = torch.as_tensor(source.landmarks)[None]
+        return self.look(WarpTarget(mesh=source.landmarks, pose=source.pose), pitch, yaw)
+
+    def look(self, target: WarpTarget, pitch: float, yaw: float) -> WarpTarget:
+        """``target`` with each iris turned about its eyeball centre to the gaze
+        (``pitch``, ``yaw``) in degrees, camera frame (the eyeballs fitted on its mesh)."""
+        lm = torch.as_tensor(np.asarray(target.mesh, np.float64))[None]
         eyes = fit_eyes(lm, fit_head_pose(lm, self.mean_shape), self.mean_shape,
                         independent_frames=True)  # fmt: skip
         want = gaze_from_angles(
             torch.tensor(float(pitch), dtype=torch.float64),
             torch.tensor(float(yaw), dtype=torch.float64),
         ).numpy()
-        mesh = turn_irises(source.landmarks, eyes.centres[0].numpy(), eyes.gaze[0].numpy(),
-                           want, source.pose.scale * IRIS_DISTANCE_IOD)  # fmt: skip
-        return WarpTarget(mesh=keep_irises_inside(mesh), pose=source.pose)
+        mesh = turn_irises(target.mesh, eyes.centres[0].numpy(), eyes.gaze[0].numpy(),
+                           want, target.pose.scale * IRIS_DISTANCE_IOD)  # fmt: skip
+        return WarpTarget(mesh=keep_irises_inside(mesh), pose=target.pose)
 
     def target_vertices(self, source: WarpSource, target: WarpTarget) -> np.ndarray:
         """Every warp vertex in the output: the mesh, the head ring moved by the target's
