@@ -317,9 +317,10 @@ def test_gaze_moves_only_the_eyes_of_a_real_portrait(real, warp):
     with FaceTracker(video=False) as tracker:
         source = warp.prepare(portrait, track_landmarks(tracker, portrait, "source"))
     eye_box = np.zeros(portrait.shape[:2], bool)
-    for loop in warp.topology.eyes:
-        x0, y0 = np.floor(source.landmarks[loop, :2].min(0)).astype(int) - 2
-        x1, y1 = np.ceil(source.landmarks[loop, :2].max(0)).astype(int) + 2
+    for loop in warp.topology.eyes:  # the opening, and the lids' skin that follows a nod
+        pad = np.array([2, 2 + np.ptp(source.landmarks[loop, 1])])
+        x0, y0 = np.floor(source.landmarks[loop, :2].min(0) - pad).astype(int)
+        x1, y1 = np.ceil(source.landmarks[loop, :2].max(0) + pad).astype(int)
         eye_box[y0:y1, x0:x1] = True
     before = source.landmarks[[468, 473], :2]
     for pitch, yaw in ((0.0, 15.0), (0.0, -15.0), (10.0, 0.0), (-10.0, 0.0)):

@@ -496,6 +496,32 @@ def check_image(image: np.ndarray, what: str) -> None:
 
 MAX_GAZE_DEG = 45.0
 """Gaze requests beyond this many degrees in pitch or yaw are refused."""
+LID_FOLLOW = (0.8, 0.3)
+"""How far the upper and the lower lid's middle move with the iris's vertical move (real
+upper lids follow the gaze's pitch closely, lower lids less); the corners stay."""
+
+
+def follow_with_lids(landmarks: np.ndarray, moved: np.ndarray,
+                     follow: tuple[float, float] = LID_FOLLOW) -> np.ndarray:  # fmt: skip
+    """``moved`` (``landmarks`` ``(478, 3)`` with the irises moved) with each eye's lids
+    moved vertically by ``follow`` (upper, lower) of its iris centre's vertical move,
+    fully at the middle of the lid and not at all at the corners. ``(478, 3)``."""
+    out = np.array(moved, np.float64)
+    for eye, loop in enumerate(face_topology().eyes):
+        dy = float(moved[list(IRIS[eye]), 1].mean() - landmarks[list(IRIS[eye]), 1].mean())
+        a, b = landmarks[EYE_OUTER_CORNER[eye], :2], landmarks[EYE_INNER_CORNER[eye], :2]
+        axis = b - a
+        length2 = float(axis @ axis)
+        if length2 < 1e-12:
+            continue
+        points = landmarks[loop, :2]
+        t = np.clip((points - a) @ axis / length2, 0.0, 1.0)
+        bump = np.sin(np.pi * t)  # 0 at the corners, 1 midway
+        side = np.sign((points[:, 0] - a[0]) * axis[1] - (points[:, 1] - a[1]) * axis[0])
+        upper = side * np.sign(axis[0] or 1.0) > 0  # above the corner line in the image
+        k = np.where(upper, follow[0], follow[1])
+        out[loop, 1] += k * bump * dy
+    return out
 
 
 class MeshWarp:
@@ -597,7 +623,8 @@ class MeshWarp:
 
     def look(self, target: WarpTarget, pitch: float, yaw: float) -> WarpTarget:
         """``target`` with each iris turned about its eyeball centre to the gaze
-        (``pitch``, ``yaw``) in degrees, camera frame (the eyeballs fitted on its mesh)."""
+        (``pitch``, ``yaw``) in degrees, camera frame (the eyeballs fitted on its mesh),
+        and the lids following the iris up or down (:func:`follow_with_lids`)."""
         lm = torch.as_tensor(np.asarray(target.mesh, np.float64))[None]
         eyes = fit_eyes(lm, fit_head_pose(lm, self.mean_shape), self.mean_shape,
                         independent_frames=True)  # fmt: skip
@@ -607,6 +634,7 @@ class MeshWarp:
         ).numpy()
         mesh = turn_irises(target.mesh, eyes.centres[0].numpy(), eyes.gaze[0].numpy(),
                            want, target.pose.scale * IRIS_DISTANCE_IOD)  # fmt: skip
+        mesh = follow_with_lids(target.mesh, mesh)
         return WarpTarget(mesh=keep_irises_inside(mesh), pose=target.pose)
 
     def target_vertices(self, source: WarpSource, target: WarpTarget) -> np.ndarray:

@@ -194,15 +194,6 @@ def landmarks_in_pixels(labels: ClipLabels, index: int, size: int) -> np.ndarray
     return (labels.landmarks[index].astype(np.float64) + np.array([1.0, 1.0, 0.0])) * (size / 2)
 
 
-def mesh_prior(warper: MeshWarp, image: np.ndarray, source: np.ndarray, target: np.ndarray
-               ) -> np.ndarray:  # fmt: skip
-    """G v2's prior flow ``(2, S, S)``: the mesh warp of a source crop ``image`` with
-    landmarks ``source`` onto the ``target`` landmarks, in the same crop frame (``(478, 3)``
-    pixels each)."""
-    prepared = warper.prepare(image, source)
-    return warper.flow(prepared, warper.absolute(prepared, target))
-
-
 def sketch_of_mesh(landmarks: np.ndarray, mean_shape: MeanShape, size: int) -> np.ndarray:
     """The sketch of a face given by its 478 landmarks ``(478, 3)`` in the pixels of a
     ``size``² crop, its gaze fitted as the labeller fits it: ``(size, size, 3)`` uint8."""
@@ -233,7 +224,9 @@ class GeneratorPairs(TorchDataset):
     Colour jitter is the same for the sources and the target of an item.
 
     With ``prior`` (G v2), each item also holds ``source_prior`` ``(M, 2, S, S)``: for each
-    source the mesh warp onto the target's landmarks as a flow (:func:`mesh_prior`).
+    source the mesh warp onto the target's landmarks as a flow (:meth:`_priors`); with
+    redirection also ``redirect_prior``, onto the target's mesh with the irises turned to
+    the redirection's gaze and the lids following.
     With ``stills``, one-frame clips (still photos) are targets too, their sources made by
     :class:`StillMotion`; other clips give same-clip pairs.
 
@@ -272,9 +265,14 @@ class GeneratorPairs(TorchDataset):
         return len(self.videos) or len(self.stills)
 
     def item(
-        self, target: FrameRef, sources: list[FrameRef], seed: int | None
+        self,
+        target: FrameRef,
+        sources: list[FrameRef],
+        seed: int | None,
+        redirect: np.ndarray | None = None,
     ) -> dict[str, torch.Tensor]:
-        """The sample of a given target and sources (``seed``: colour jitter, None = off)."""
+        """The sample of a given target and sources (``seed``: colour jitter, None = off;
+        ``redirect``: the redirection's gaze, for its prior)."""
         size = self.size
         lab = self.frames.labels[target.clip]
 
@@ -295,14 +293,30 @@ class GeneratorPairs(TorchDataset):
             "target_keypoints": torch.from_numpy(lab.keypoints[target.index].copy()),
         }
         if self.prior:
-            want = landmarks_in_pixels(lab, target.index, size)
-            flows = [mesh_prior(self.warper, image, landmarks_in_pixels(lab, r.index, size), want)
-                     for image, r in zip(images, sources, strict=True)]  # fmt: skip
-            item["source_prior"] = torch.from_numpy(np.stack(flows))
+            made = [(image, landmarks_in_pixels(lab, r.index, size))
+                    for image, r in zip(images, sources, strict=True)]  # fmt: skip
+            item |= self._priors(made, landmarks_in_pixels(lab, target.index, size), redirect)
         return item
 
-    def still_item(self, target: FrameRef, rng: np.random.Generator, seed: int | None
-                   ) -> dict[str, torch.Tensor]:  # fmt: skip
+    def _priors(self, sources: list[tuple[np.ndarray, np.ndarray]], want: np.ndarray,
+                redirect: np.ndarray | None) -> dict[str, torch.Tensor]:  # fmt: skip
+        """``source_prior`` ``(M, 2, S, S)``: each source (image, landmarks in pixels) warped
+        onto the target's landmarks ``want``; with ``redirect`` (pitch, yaw) also
+        ``redirect_prior``, onto the target's mesh with its irises turned to that gaze and
+        its lids following (:meth:`MeshWarp.look`)."""
+        prepared = [self.warper.prepare(image, landmarks) for image, landmarks in sources]
+        target = self.warper.absolute(prepared[0], want)  # the same for every source
+        out = {"source_prior": self._flows(prepared, target)}
+        if redirect is not None:
+            turned = self.warper.look(target, float(redirect[0]), float(redirect[1]))
+            out["redirect_prior"] = self._flows(prepared, turned)
+        return out
+
+    def _flows(self, prepared: list, target) -> torch.Tensor:
+        return torch.from_numpy(np.stack([self.warper.flow(p, target) for p in prepared]))
+
+    def still_item(self, target: FrameRef, rng: np.random.Generator, seed: int | None,
+                   redirect: np.ndarray | None = None) -> dict[str, torch.Tensor]:  # fmt: skip
         """A still as the target, its M sources made by :func:`synthetic_source`."""
         size, lab = self.size, self.frames.labels[target.clip]
         image = self.frames.image(target)
@@ -321,8 +335,7 @@ class GeneratorPairs(TorchDataset):
             "target_keypoints": torch.from_numpy(lab.keypoints[target.index].copy()),
         }
         if self.prior:
-            flows = [mesh_prior(self.warper, im, lm, want) for im, lm in made]
-            item["source_prior"] = torch.from_numpy(np.stack(flows))
+            item |= self._priors(made, want, redirect)
         return item
 
     def _offsets(self, rng: np.random.Generator) -> np.ndarray | None:
@@ -338,18 +351,20 @@ class GeneratorPairs(TorchDataset):
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         rng = _rng()
         seed = int(rng.integers(2**31)) if self.augment is not None else None
+        gaze = None
+        if self.redirect_deg > 0:
+            gaze = rng.uniform(-self.redirect_deg, self.redirect_deg, size=2)
         still = bool(self.stills) and (not self.videos or rng.random() < self.motion.fraction)
         if still:
             target = self.stills[int(rng.integers(len(self.stills)))]
-            item = self.still_item(target, rng, seed)
+            item = self.still_item(target, rng, seed, gaze)
         else:
             target = self.videos[index % len(self.videos)]
             pool = self.frames.clip_frames[target.clip]
             picks = rng.choice(pool, size=self.sources, replace=len(pool) < self.sources + 1)
-            item = self.item(target, [FrameRef(target.clip, int(j)) for j in picks], seed)
-        if self.redirect_deg > 0:
+            item = self.item(target, [FrameRef(target.clip, int(j)) for j in picks], seed, gaze)
+        if gaze is not None:
             lab = self.frames.labels[target.clip]
-            gaze = rng.uniform(-self.redirect_deg, self.redirect_deg, size=2)
             sketch = draw_sketch(lab.keypoints[target.index], gaze, self.size)
             item["redirect_gaze"] = torch.from_numpy(gaze).float()
             item["redirect_sketch"] = _network_image(sketch)

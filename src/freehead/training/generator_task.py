@@ -171,11 +171,12 @@ def _render(generator: Any, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor, T
     sketch = batch["target_sketch"]
     sources, source_sketches, sketches = (
         batch["source_image"], batch["source_sketch"], sketch)  # fmt: skip
-    prior = batch.get("source_prior")  # G v2; the redirected rendering keeps the same prior
+    prior = batch.get("source_prior")  # G v2
     if "redirect_sketch" in batch:
         sources, source_sketches = torch.cat([sources] * 2), torch.cat([source_sketches] * 2)
         sketches = torch.cat([sketch, batch["redirect_sketch"]])
-        prior = None if prior is None else torch.cat([prior] * 2)
+        if prior is not None:  # the redirected rendering's irises (and lids) moved by the mesh
+            prior = torch.cat([prior, batch["redirect_prior"]])
     rendered = generator(sources, source_sketches, sketches, prior)
     return rendered.image, rendered.warped.image[: sketch.shape[0]], sketches
 
