@@ -167,3 +167,41 @@ def test_evaluate_estimators_bad_model_file(tiny_dataset, tmp_path):
     broken.write_bytes(b"not a model")
     proc = run("evaluate-estimators", "--data", str(tiny_dataset), "--keypoints", str(broken))
     assert_one_line_error(proc, "broken.safetensors")
+
+
+def test_training_state_keeps_the_newest_checkpoint_and_restores_it(tmp_path):
+    """scripts/training_state.py: ``save`` keeps the newest checkpoint and the logs (the
+    destination's own files stay); ``restore`` fills a new run folder and never goes back
+    over a run that is further along."""
+    from scripts.training_state import restore, save
+
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "val").mkdir()
+    for step in (250, 500):
+        (run / "checkpoints" / f"step_{step:08d}.safetensors").write_bytes(b"x" * step)
+        (run / "val" / f"step_{step:08d}.png").write_bytes(b"png")
+    (run / "checkpoints" / ".step_00000750.safetensors.tmp").write_bytes(b"half")
+    for name in ("config.yaml", "train.csv", "val.csv", "run_info.json"):
+        (run / name).write_text(name)
+    dest = tmp_path / "state"
+    dest.mkdir()
+    (dest / "README.md").write_text("kept")
+    (dest / "checkpoints").mkdir()
+    (dest / "checkpoints" / "step_00000100.safetensors").write_bytes(b"old")
+    save(run, dest)
+    assert sorted(p.name for p in (dest / "checkpoints").iterdir()) == ["step_00000500.safetensors"]
+    assert sorted(p.name for p in (dest / "val").iterdir()) == ["step_00000500.png"]
+    assert (dest / "README.md").read_text() == "kept" and (dest / "train.csv").is_file()
+
+    fresh = tmp_path / "fresh"
+    restore(dest, fresh)
+    assert (fresh / "checkpoints" / "step_00000500.safetensors").read_bytes() == b"x" * 500
+    assert (fresh / "config.yaml").read_text() == "config.yaml"
+    ahead = tmp_path / "ahead"
+    (ahead / "checkpoints").mkdir(parents=True)
+    (ahead / "checkpoints" / "step_00000900.safetensors").write_bytes(b"new")
+    (ahead / "train.csv").write_text("mine")
+    restore(dest, ahead)
+    assert (ahead / "train.csv").read_text() == "mine"
+    assert not (ahead / "checkpoints" / "step_00000500.safetensors").exists()
