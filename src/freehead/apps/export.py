@@ -64,6 +64,18 @@ def export_onnx(out: str | Path, models: str | Path | None = None,
     return ExportReport(str(out), manifest["graphs"], manifest["opset"], len(frames), diffs)
 
 
+def _prior(networks, source, target) -> torch.Tensor | None:
+    """A G v2's prior flow ``(1, 1, 2, S, S)`` from one reading to another's motion."""
+    if not networks.needs_mesh:
+        return None
+    from freehead.inference.mesh_motion import MeshPrior
+
+    mesh = MeshPrior(networks.size)
+    prepared = mesh.prepare(source.crop, source.landmarks, source.motion)
+    flows = mesh.flows([prepared], target.motion, [None], target.motion.gaze_angles)
+    return torch.from_numpy(flows)[None]
+
+
 def check_graphs(networks, onnx_networks, frames: list[np.ndarray]) -> dict[str, float]:
     """Run both runtimes' :class:`~freehead.inference.networks.FaceNetworks` over real
     frames (each its own source and target) and return the largest absolute difference
@@ -99,7 +111,8 @@ def check_graphs(networks, onnx_networks, frames: list[np.ndarray]) -> dict[str,
                 float((u - v).abs().max()) for u, v in zip(fp.features, fo.features, strict=True)
             )
             diffs["generator_source"] = max(diffs["generator_source"], d)
-            op = networks.g.render_frame(fp, target, 1).image
-            oo = onnx_networks.g.render_frame(fp, target, 1).image
+            prior = _prior(networks, a, b)
+            op = networks.g.render_frame(fp, target, 1, prior).image
+            oo = onnx_networks.g.render_frame(fp, target, 1, prior).image
             diffs["generator_frame"] = max(diffs["generator_frame"], float((op - oo).abs().max()))
     return diffs

@@ -9,8 +9,10 @@ Four graphs, each with a dynamic batch:
 * ``generator_source.onnx``: G's per-source part, (image, sketch) ``(N, 3, S, S)`` -> the
   features at S/2, S/4, S/8;
 * ``generator_frame_m1.onnx``: G's per-frame part for one source per target: (warped-from
-  image, the three feature maps, the target sketch) -> the output ``(B, 3, S, S)``. N-shot
-  with M sources uses ``generator_frame_mM.onnx``, exported when first needed.
+  image, the three feature maps, the target sketch) -> the output ``(B, 3, S, S)``; a
+  G v2's also takes each source's prior flow ``(N, 2, S, S)`` (input ``prior``, the mesh
+  warp, computed outside the graph). N-shot with M sources uses
+  ``generator_frame_mM.onnx``, exported when first needed.
 
 ``manifest.json`` records the graphs, the opset, the model files they came from (with
 their SHA-256) and, after the check of ``freehead export-onnx`` (:mod:`freehead.apps.export`), the largest difference from PyTorch.
@@ -73,10 +75,13 @@ class FrameGraph(nn.Module):
         super().__init__()
         self.g, self.m = g, m
 
-    def forward(self, image: Tensor, h1: Tensor, h2: Tensor, h3: Tensor, target_sketch: Tensor):
+    def forward(self, image: Tensor, h1: Tensor, h2: Tensor, h3: Tensor, target_sketch: Tensor,
+                prior: Tensor | None = None):  # fmt: skip
         from freehead.models.generator import SourceFeatures
 
-        return self.g.render_frame(SourceFeatures(image, [h1, h2, h3]), target_sketch, self.m).image
+        flows = None if prior is None else prior.view(-1, self.m, *prior.shape[1:])
+        features = SourceFeatures(image, [h1, h2, h3])
+        return self.g.render_frame(features, target_sketch, self.m, flows).image
 
 
 def _export(module: nn.Module, args: tuple, path: Path, inputs: list[str], outputs: list[str],
@@ -100,8 +105,12 @@ def export_frame_graph(g, m: int, out: Path) -> Path:
         feats = g.flow.encode_source(x, x).features
     path = out / frame_graph_name(m)
     names = ["image", "h1", "h2", "h3", "target_sketch"]
-    _export(FrameGraph(g, m), (x, *feats, torch.zeros(1, 3, s, s)), path, names, ["output"],
-            {n: "n" for n in names[:4]} | {"target_sketch": "b", "output": "b"})  # fmt: skip
+    args = (x, *feats, torch.zeros(1, 3, s, s))
+    if g.config.uses_prior:
+        names.append("prior")
+        args = (*args, torch.zeros(m, 2, s, s))
+    axes = {n: "n" for n in names if n != "target_sketch"} | {"target_sketch": "b", "output": "b"}
+    _export(FrameGraph(g, m), args, path, names, ["output"], axes)
     return path
 
 

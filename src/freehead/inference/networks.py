@@ -110,9 +110,6 @@ class FaceNetworks:
         overrides = {"keypoints": keypoints, "gaze": gaze, "generator": generator}
         files = {part: Path(overrides[part] or folder / name) for part, name in MODEL_FILES.items()}
         g = Generator.from_pretrained(files["generator"]).eval()
-        if g.config.uses_prior and runtime == "onnx":
-            raise FreeheadError(f"{files['generator']} is a G v2 (flow_prior: mesh), which "
-                                "runs on the torch runtime only for now")  # fmt: skip
         networks = cls(
             KeypointEstimator.from_pretrained(files["keypoints"]).eval(),
             GazeEstimator.from_pretrained(files["gaze"]).eval(),

@@ -128,13 +128,14 @@ class OnnxGenerator:
     def render_frame(self, sources, target_sketch: Tensor, m: int, prior: Tensor | None = None):
         from freehead.models.generator import GeneratorOutput
 
-        if prior is not None:
-            raise FreeheadError("the ONNX graphs are of a plain G; a G v2 runs on torch")
+        if (prior is not None) != bool(getattr(self.config, "uses_prior", False)):
+            raise FreeheadError("a G v2's graph takes a prior flow per source; a plain G's none")
         h1, h2, h3 = (_np(f) for f in sources.features)
-        (out,) = self._frame_session(m).run(None, {
-            "image": _np(sources.image), "h1": h1, "h2": h2, "h3": h3,
-            "target_sketch": _np(target_sketch),
-        })  # fmt: skip
+        feed = {"image": _np(sources.image), "h1": h1, "h2": h2, "h3": h3,
+                "target_sketch": _np(target_sketch)}  # fmt: skip
+        if prior is not None:
+            feed["prior"] = _np(prior.flatten(0, 1))
+        (out,) = self._frame_session(m).run(None, feed)
         return GeneratorOutput(image=torch.from_numpy(out), warped=None)  # type: ignore[arg-type]
 
 
