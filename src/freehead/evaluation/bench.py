@@ -4,7 +4,8 @@ the whole path, on this machine (median over frames after warm-up; threads set).
 The path timed is the :class:`~freehead.inference.reenactor.Reenactor`'s own, as
 ``freehead reenact`` runs it (relative motion, gaze transfer, default smoothing, the
 crop as output): tracking (mediapipe, video mode) -> head pose and crop box -> crop ->
-E_can -> E_gaze -> motion -> gaze-coded sketch -> G's per-frame part. The source, the
+E_can -> E_gaze -> motion -> gaze-coded sketch -> (a G v2's prior: the mesh warp onto the
+target mesh, ``mesh_ms``; 0 for a plain G) -> G's per-frame part. The source, the
 first frame of the clip, is prepared once and timed apart as ``source_ms``. Frames are
 the first ``frames`` (after ``warmup``) of the sample video franck.mp4, in order.
 """
@@ -23,7 +24,7 @@ import torch
 
 from freehead.errors import FreeheadError
 
-STAGES = ("tracking", "crop", "keypoints", "gaze", "sketch", "generator")
+STAGES = ("tracking", "crop", "keypoints", "gaze", "sketch", "mesh", "generator")
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,7 @@ class BenchFigures:
     keypoints_ms: float
     gaze_ms: float
     sketch_ms: float
+    mesh_ms: float
     generator_ms: float
     stages_ms: float
     end_to_end_ms: float
