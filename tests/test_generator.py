@@ -479,3 +479,25 @@ def test_still_pairs_undo_a_synthetic_motion(tiny_dataset, samples, tmp_path):
     undone = (back - target)[:, inner, inner].abs().mean()
     assert float(moved) > 0.03 and float(undone) < 0.5 * float(moved)  # measured: 0.13, 0.018
     assert not torch.equal(item["source_sketch"][0], item["target_sketch"])
+
+
+def test_gaze_pairs_pick_sources_whose_eyes_turned(tiny_dataset):
+    """With gaze_pairs, a video target's source is the frame (of 16, eyes open) whose gaze in
+    the head differs most from the target's: more change than a random frame shows."""
+    from freehead.data.dataset import Dataset
+    from freehead.data.frames import ClipFrames
+    from freehead.training.data import GeneratorPairs, gaze_in_head
+
+    frames = ClipFrames(Dataset(tiny_dataset), "train")
+    pairs = GeneratorPairs(frames, 1, None, gaze_pairs=1.0)
+    rng = np.random.default_rng(0)
+    chosen, random = [], []
+    for target in pairs.videos:
+        angles = gaze_in_head(frames.labels[target.clip])
+        if not frames.labels[target.clip].eyes_open[target.index]:
+            continue
+        j = int(pairs._pick_sources(target, rng)[0])
+        k = int(rng.choice(frames.clip_frames[target.clip]))
+        chosen.append(np.abs(angles[j] - angles[target.index]).max())
+        random.append(np.abs(angles[k] - angles[target.index]).max())
+    assert len(chosen) > 10 and np.median(chosen) > 1.5 * np.median(random)

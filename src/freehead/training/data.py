@@ -217,6 +217,18 @@ def synthetic_source(warper: MeshWarp, image: np.ndarray, landmarks: np.ndarray,
     return warper.render(prepared, moved), moved.mesh
 
 
+GAZE_CANDIDATES = 16
+"""Frames a gaze pair's source is chosen among (:class:`GeneratorPairs`)."""
+
+
+def gaze_in_head(labels: ClipLabels) -> np.ndarray:
+    """Per frame, the gaze of both eyes relative to the head as (pitch, yaw) degrees,
+    ``(T, 2)`` (NaN where a frame has no face)."""
+    gaze = labels.eye_gaze.astype(np.float64).sum(1)  # (T, 3) camera frame
+    in_head = np.einsum("tji,tj->ti", labels.rotation.astype(np.float64), gaze)  # R^T g
+    return angles_from_gaze(torch.from_numpy(in_head)).numpy()
+
+
 class GeneratorPairs(TorchDataset):
     """Training samples for G: target = frame ``i``, ``sources`` other random frames of its
     clip. Each item: ``source_image``, ``source_sketch`` ``(M, 3, S, S)``, ``target_image``,
@@ -228,7 +240,10 @@ class GeneratorPairs(TorchDataset):
     redirection also ``redirect_prior``, onto the target's mesh with the irises turned to
     the redirection's gaze and the lids following.
     With ``stills``, one-frame clips (still photos) are targets too, their sources made by
-    :class:`StillMotion`; other clips give same-clip pairs.
+    :class:`StillMotion`; other clips give same-clip pairs. ``gaze_pairs`` of those pairs
+    take as source the frame whose gaze in the head differs most from the target's among
+    :data:`GAZE_CANDIDATES` random frames of the clip (so the eyes' change is seen more often
+    than the clips alone show it).
 
     With ``redirect_deg`` > 0, each item also asks for the target with another gaze:
     ``redirect_gaze`` ``(2,)`` (pitch, yaw) in degrees, uniform in ``±redirect_deg`` and the
@@ -244,6 +259,7 @@ class GeneratorPairs(TorchDataset):
         redirect_deg: float = 0.0,
         prior: bool = False,
         stills: StillMotion | None = None,
+        gaze_pairs: float = 0.0,
     ):
         self.frames = frames
         self.sources = sources
@@ -257,6 +273,8 @@ class GeneratorPairs(TorchDataset):
         self.videos = [f for f in frames.frames if f.clip not in one]
         self.stills = [f for f in frames.frames if f.clip in one] if stills else []
         self.motion = stills or StillMotion(fraction=0.0)
+        self.gaze_pairs = gaze_pairs
+        self.head_gaze = {c: gaze_in_head(frames.labels[c]) for c in frames.clip_frames}
         if not self.videos and not self.stills:
             raise FreeheadError(f"{frames.dataset.root} has no clip of two frames or more "
                                 "(stills need a StillMotion)")  # fmt: skip
@@ -338,6 +356,25 @@ class GeneratorPairs(TorchDataset):
             item |= self._priors(made, want, redirect)
         return item
 
+    def _pick_sources(self, target: FrameRef, rng: np.random.Generator) -> np.ndarray:
+        """The source frames of a video target: random ones of its clip or, for
+        ``gaze_pairs`` of the samples (eyes open), those whose gaze in the head differs
+        most."""
+        pool = self.frames.clip_frames[target.clip]
+        opened = self.frames.labels[target.clip].eyes_open
+        if self.gaze_pairs > 0 and opened[target.index] and rng.random() < self.gaze_pairs:
+            candidates = rng.choice(pool, size=min(len(pool), GAZE_CANDIDATES), replace=False)
+            candidates = candidates[opened[candidates]]  # a closed eye's gaze means nothing
+            if len(candidates):
+                return self._most_different(target, candidates)
+        return rng.choice(pool, size=self.sources, replace=len(pool) < self.sources + 1)
+
+    def _most_different(self, target: FrameRef, candidates: np.ndarray) -> np.ndarray:
+        angles = self.head_gaze[target.clip]
+        change = np.abs(angles[candidates] - angles[target.index]).max(-1)
+        order = candidates[np.argsort(-change, kind="stable")]
+        return np.resize(order[: self.sources], self.sources)
+
     def _offsets(self, rng: np.random.Generator) -> np.ndarray | None:
         """A training video's expression: two random frames of one random clip."""
         if not self.videos:
@@ -360,8 +397,7 @@ class GeneratorPairs(TorchDataset):
             item = self.still_item(target, rng, seed, gaze)
         else:
             target = self.videos[index % len(self.videos)]
-            pool = self.frames.clip_frames[target.clip]
-            picks = rng.choice(pool, size=self.sources, replace=len(pool) < self.sources + 1)
+            picks = self._pick_sources(target, rng)
             item = self.item(target, [FrameRef(target.clip, int(j)) for j in picks], seed, gaze)
         if gaze is not None:
             lab = self.frames.labels[target.clip]

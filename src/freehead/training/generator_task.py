@@ -93,6 +93,8 @@ class GeneratorRunConfig:
     ``gaze_estimator``: the E_gaze file :class:`EyeLoss` uses (default: the shipped one);
     ``redirect_deg``: the range of the gaze asked for in redirection samples;
     ``stills``: pairs made from the split's still photos (:class:`StillMotion`);
+    ``gaze_pairs``: the share of video pairs whose source's gaze in the head differs most
+    from the target's (:class:`GeneratorPairs`);
     ``bf16``: run G and the critics under bfloat16 autocast (CPUs with AVX512-BF16, GPUs)."""
 
     model: GeneratorConfig = field(default_factory=GeneratorConfig)
@@ -109,6 +111,7 @@ class GeneratorRunConfig:
     gaze_estimator: str | None = None
     redirect_deg: float = 25.0
     stills: StillMotion = field(default_factory=StillMotion)
+    gaze_pairs: float = 0.0
     bf16: bool = False
     train: TrainConfig = field(default_factory=lambda: GAN_TRAINING)
 
@@ -274,7 +277,8 @@ class GeneratorTask(Task):
         c = self.config
         redirect = c.redirect_deg if c.loss.redirect_gaze > 0 else 0.0
         return GeneratorPairs(ClipFrames(self.dataset, "train"), c.sources, c.augment, redirect,
-                              prior=c.model.uses_prior, stills=c.stills)  # fmt: skip
+                              prior=c.model.uses_prior, stills=c.stills,
+                              gaze_pairs=c.gaze_pairs)  # fmt: skip
 
     def train_step(self, wrapped: Any, batch: dict[str, Tensor], optimizers) -> dict[str, Tensor]:
         """One step of G, then one of the critics. With redirection on, G renders each
