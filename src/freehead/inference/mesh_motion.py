@@ -52,6 +52,7 @@ class MeshPrior:
     def __init__(self, size: int, warper: MeshWarp | None = None):
         self.size = size
         self.warper = warper or MeshWarp()
+        self._reference: tuple[np.ndarray, np.ndarray] | None = None
 
     def prepare(self, crop: np.ndarray, landmarks: np.ndarray, motion: FaceMotion) -> MeshSource:
         """A source crop ``(S, S, 3)`` uint8, its mesh ``(478, 3)`` in crop pixels and the
@@ -65,9 +66,11 @@ class MeshPrior:
         when ``reference`` is None (absolute); None without a driver."""
         if driver is None:
             return None
-        if reference is not None:
-            return self.warper.expression(driver, reference)
-        return self.warper.expression(driver, source.warp.landmarks)
+        if reference is None:
+            return self.warper.head_mesh(driver) - source.warp.head
+        if self._reference is None or self._reference[0] is not reference:
+            self._reference = (reference, self.warper.head_mesh(reference))  # once per drive
+        return self.warper.head_mesh(driver) - self._reference[1]
 
     def target(self, source: MeshSource, motion: FaceMotion, offsets: np.ndarray | None,
                gaze_angles: np.ndarray) -> WarpTarget:  # fmt: skip

@@ -589,9 +589,12 @@ class MeshWarp:
         """The expression offsets of ``driver`` since ``reference`` (``(478, 3)`` pixels
         each, one person): their meshes' difference in their own head frames, in the head
         frame's units (irises included), ``(478, 3)``; what :meth:`relative` adds."""
-        d = _check_landmarks(driver, "driver landmarks")
-        r = _check_landmarks(reference, "reference landmarks")
-        return head_pose(d, self.mean_shape).invert(d) - head_pose(r, self.mean_shape).invert(r)
+        return self.head_mesh(driver) - self.head_mesh(reference)
+
+    def head_mesh(self, landmarks: np.ndarray) -> np.ndarray:
+        """A face's ``(478, 3)`` landmarks (pixels) in its own head frame, ``(478, 3)``."""
+        lm = _check_landmarks(landmarks, "landmarks")
+        return head_pose(lm, self.mean_shape).invert(lm)
 
     def moved(self, source: WarpSource, rotation: np.ndarray, scale: float = 1.0,
               offsets: np.ndarray | None = None) -> WarpTarget:  # fmt: skip
