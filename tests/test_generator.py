@@ -501,3 +501,35 @@ def test_gaze_pairs_pick_sources_whose_eyes_turned(tiny_dataset):
         chosen.append(np.abs(angles[j] - angles[target.index]).max())
         random.append(np.abs(angles[k] - angles[target.index]).max())
     assert len(chosen) > 10 and np.median(chosen) > 1.5 * np.median(random)
+
+
+@pytest.mark.parametrize("on_warp", [True, False])
+def test_gaze_on_warp_lets_only_the_flow_answer_e_gaze(tiny_dataset, tmp_path, on_warp):
+    """With gaze_on_warp, E_gaze's redirection term reaches G only through the warp (the
+    flow), never the rendering network that could paint the eye patches."""
+    from dataclasses import replace
+
+    from torch.utils.data import default_collate
+
+    from freehead.config import load_config
+    from freehead.data.dataset import Dataset
+    from freehead.training.generator_task import GeneratorRunConfig, GeneratorTask, _judge
+    from freehead.training.generator_task import _render as render_batch
+
+    path = tmp_path / "g2.yaml"
+    path.write_text(TINY_RUN.replace("modulation_channels: 8}", "modulation_channels: 8,\n"
+                                     "        flow_prior: mesh}")
+                    + "perceptual: l1_msssim\nidentity: none\n")  # fmt: skip
+    config = replace(load_config(GeneratorRunConfig, path), gaze_on_warp=on_warp)
+    task = GeneratorTask(config, Dataset(tiny_dataset))
+    torch.manual_seed(0)
+    model = task.build_model()
+    pairs = task.train_dataset()
+    batch = default_collate([pairs[0], pairs[1]])
+    fakes, warped, sketches = render_batch(model.generator, batch)
+    terms = task._generator_terms(batch, fakes, warped, _judge(model.critics, batch, sketches, 4))
+    flow, paint = model.generator.flow.out.weight, model.generator.render.full[-1].weight
+    g_flow, g_paint = torch.autograd.grad(terms["redirect_gaze"], [flow, paint],
+                                          allow_unused=True)  # fmt: skip
+    assert g_flow is not None and float(g_flow.abs().sum()) > 0
+    assert (g_paint is None) == on_warp

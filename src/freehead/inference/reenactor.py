@@ -277,6 +277,7 @@ class Reenactor:
                reference=None) -> Iterator[tuple[int, np.ndarray, FaceMotion, _Driver | None]]:  # fmt: skip
         """Read each driving frame -> (index, frame, target motion, the driver record)."""
         smoother = OneEuroFilter(fps, SmoothingConfig(strength=options.smoothing))
+        mesh_smoother = OneEuroFilter(fps, SmoothingConfig(strength=options.smoothing))
         k = source.canonical.shape[0]
         first: FaceMotion | None = None
         first_mesh: np.ndarray | None = None
@@ -302,8 +303,11 @@ class Reenactor:
                     missing = 0
                     if first is None:
                         first, first_mesh = reading.motion, reading.landmarks
+                    mesh = reading.landmarks  # crop pixels: the smoother's units
+                    if mesh is not None and self.mesh is not None:
+                        mesh = mesh_smoother(mesh.reshape(-1)).reshape(mesh.shape)
                     held = _Driver(smoother(reading.motion.to_vector()), reading.box,
-                                   reading.keypoints, reading.landmarks,
+                                   reading.keypoints, mesh,
                                    first_mesh if options.relative else None)  # fmt: skip
                 yield i, frame, self._target(source, held, first, options.relative, k), held
         if held is None:

@@ -95,6 +95,9 @@ class GeneratorRunConfig:
     ``stills``: pairs made from the split's still photos (:class:`StillMotion`);
     ``gaze_pairs``: the share of video pairs whose source's gaze in the head differs most
     from the target's (:class:`GeneratorPairs`);
+    ``gaze_on_warp``: E_gaze's gaze and redirection terms judge the warped image (what the
+    flow moved) instead of the output, so G cannot lower them by painting the eye patches
+    (for a G v2, whose prior already turns the irises);
     ``bf16``: run G and the critics under bfloat16 autocast (CPUs with AVX512-BF16, GPUs)."""
 
     model: GeneratorConfig = field(default_factory=GeneratorConfig)
@@ -112,6 +115,7 @@ class GeneratorRunConfig:
     redirect_deg: float = 25.0
     stills: StillMotion = field(default_factory=StillMotion)
     gaze_pairs: float = 0.0
+    gaze_on_warp: bool = False
     bf16: bool = False
     train: TrainConfig = field(default_factory=lambda: GAN_TRAINING)
 
@@ -169,8 +173,8 @@ _Judge = Callable[[Tensor], tuple[list[list[Tensor]], list[list[Tensor]]]]
 
 def _render(generator: Any, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor, Tensor]:
     """G's renderings of a batch's B targets: ``(B, 3, S, S)``, or with redirection
-    ``(2B, 3, S, S)`` (each target, then each redirected one); the warped sources of the
-    first B; and the sketches the renderings were drawn from."""
+    ``(2B, 3, S, S)`` (each target, then each redirected one); the warped sources of
+    each; and the sketches the renderings were drawn from."""
     sketch = batch["target_sketch"]
     sources, source_sketches, sketches = (
         batch["source_image"], batch["source_sketch"], sketch)  # fmt: skip
@@ -181,7 +185,7 @@ def _render(generator: Any, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor, T
         if prior is not None:  # the redirected rendering's irises (and lids) moved by the mesh
             prior = torch.cat([prior, batch["redirect_prior"]])
     rendered = generator(sources, source_sketches, sketches, prior)
-    return rendered.image, rendered.warped.image[: sketch.shape[0]], sketches
+    return rendered.image, rendered.warped.image, sketches
 
 
 def _judge(critics: Any, batch: dict[str, Tensor], sketches: Tensor, n: int) -> _Judge:
@@ -323,18 +327,25 @@ class GeneratorTask(Task):
             "adversarial": hinge_generator_loss(fake),
             "feature_matching": feature_matching_loss(real, [[t[:b] for t in c] for c in fake]),
             "perceptual": self.perceptual(out, target),
-            "warped_perceptual": self.perceptual(warped, target),
+            "warped_perceptual": self.perceptual(warped[:b], target),
             **self.eyes(out, target, kp),
         }
+        judged = warped if self.config.gaze_on_warp else fakes  # what E_gaze reads
+        if self.config.gaze_on_warp:
+            terms["gaze"] = self.eyes(warped[:b], target, kp)["gaze"]
         if self.identity is not None:
             terms["identity"] = self.identity(out, batch["source_image"])
         if self.config.loss.l1 > 0:
             terms["l1"] = (out - target).abs().mean()
         if "redirect_sketch" in batch:
             terms["redirect_gaze"] = self.eyes.gaze_towards(
-                fakes[b:], kp, batch["redirect_gaze"], batch["target_eyes_open"]
+                judged[b:], kp, batch["redirect_gaze"], batch["target_eyes_open"]
             )
             terms["redirect_stability"] = (fakes[b:] - out.detach()).abs().mean()
+        for name, value in terms.items():
+            if not torch.isfinite(value):
+                raise FreeheadError(f"the {name} term became {float(value)}; lower the "
+                                    "learning rate")  # fmt: skip
         return terms
 
     def validation_pairs(self) -> tuple[GeneratorPairs, list[tuple[FrameRef, list[FrameRef]]]]:
