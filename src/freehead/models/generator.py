@@ -25,7 +25,8 @@ backward map of the mesh warp from the source onto the target
 (:meth:`freehead.perception.meshwarp.MeshWarp.flow`). The flow network reads it (at S/8 and
 S/4, beside the features) and predicts a *residual*; a source is warped by the prior plus
 the residual, at full resolution for the image. The rendering network's output is
-``warped + g (colours - warped)`` with a per-pixel gate ``g = clamp(z, 0, 1)``. The
+``warped + g (colours - warped)`` with a per-pixel gate ``g = clamp(z, 0, 1)`` (its gradient
+passes straight through the clamp, :func:`open_gate`, so a shut gate can reopen). The
 residual and the gate start at exactly zero, so a fresh G v2 outputs the mesh warp (of one
 source; M sources start as their mean), and learning adds only what the warp lacks. With
 ``flow_prior="none"`` G is the paper's (and the shipped v1's) network.
@@ -245,6 +246,14 @@ class WarpResult:
     weights: Tensor
 
 
+def open_gate(z: Tensor) -> Tensor:
+    """G v2's blending gate: ``clamp(z, 0, 1)`` forwards, but its gradient passes as if
+    unclamped (straight through), so a pixel whose gate was pushed shut can open again. A
+    plain clamp let a run's gate die shut everywhere within 500 steps (its output was the
+    warped image to the last digit)."""
+    return z + (torch.clamp(z, 0.0, 1.0) - z).detach()
+
+
 class RenderNetwork(nn.Module):
     """From the target sketch's features up to an RGB image, each scale modulated by the
     warped source features and the warped image."""
@@ -285,7 +294,7 @@ class RenderNetwork(nn.Module):
         x = up(self.block1(torch.cat([x, t1], 1), torch.cat([w1, resize(img, s // 2)], 1)))
         out = self.full(torch.cat([F.leaky_relu(x, 0.2), img], 1))
         if self.gated:
-            return img + torch.clamp(out[:, 3:], 0.0, 1.0) * (torch.tanh(out[:, :3]) - img)
+            return img + open_gate(out[:, 3:]) * (torch.tanh(out[:, :3]) - img)
         mask = torch.sigmoid(out[:, 3:])
         return mask * img + (1 - mask) * torch.tanh(out[:, :3])
 
