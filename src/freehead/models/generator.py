@@ -25,10 +25,12 @@ backward map of the mesh warp from the source onto the target
 (:meth:`freehead.perception.meshwarp.MeshWarp.flow`). The flow network reads it (at S/8 and
 S/4, beside the features) and predicts a *residual*; a source is warped by the prior plus
 the residual, at full resolution for the image. The rendering network's output is
-``warped + g (colours - warped)`` with a per-pixel gate ``g = clamp(z, 0, 1)`` (its gradient
-passes straight through the clamp, :func:`open_gate`, so a shut gate can reopen). The
-residual and the gate start at exactly zero, so a fresh G v2 outputs the mesh warp (of one
-source; M sources start as their mean), and learning adds only what the warp lacks. With
+``warped + sigmoid(z) · 2 tanh(c)``: a correction of the warped image, weighed per pixel.
+The residual flow and the correction ``c`` start at exactly zero, so a fresh G v2 outputs
+the mesh warp (of one source; M sources start as their mean), and learning adds only what
+the warp lacks. (A gate ``clamp(z, 0, 1)`` blending colours with the warped image, starting
+shut, died shut within 500 steps of a run; passing its gradient straight through the clamp
+opened it onto bad colours, and the run's losses rose.) With
 ``flow_prior="none"`` G is the paper's (and the shipped v1's) network.
 """
 
@@ -246,14 +248,6 @@ class WarpResult:
     weights: Tensor
 
 
-def open_gate(z: Tensor) -> Tensor:
-    """G v2's blending gate: ``clamp(z, 0, 1)`` forwards, but its gradient passes as if
-    unclamped (straight through), so a pixel whose gate was pushed shut can open again. A
-    plain clamp let a run's gate die shut everywhere within 500 steps (its output was the
-    warped image to the last digit)."""
-    return z + (torch.clamp(z, 0.0, 1.0) - z).detach()
-
-
 class RenderNetwork(nn.Module):
     """From the target sketch's features up to an RGB image, each scale modulated by the
     warped source features and the warped image."""
@@ -273,7 +267,7 @@ class RenderNetwork(nn.Module):
         # (sigmoid(3) = 0.95), so a fresh G begins as "copy the warped source".
         self.full = nn.Sequential(conv(r0 + 3, r0), nn.LeakyReLU(0.2, True), conv(r0, 4))
         self.gated = config.uses_prior
-        if self.gated:  # G v2: the gate and the colours start at exactly zero
+        if self.gated:  # G v2: the correction starts at exactly zero (and its weight at 0.5)
             nn.init.zeros_(self.full[-1].weight)
             nn.init.zeros_(self.full[-1].bias)
         else:
@@ -293,8 +287,8 @@ class RenderNetwork(nn.Module):
         x = up(self.block2(torch.cat([x, t2], 1), torch.cat([w2, resize(img, s // 4)], 1)))
         x = up(self.block1(torch.cat([x, t1], 1), torch.cat([w1, resize(img, s // 2)], 1)))
         out = self.full(torch.cat([F.leaky_relu(x, 0.2), img], 1))
-        if self.gated:
-            return img + open_gate(out[:, 3:]) * (torch.tanh(out[:, :3]) - img)
+        if self.gated:  # a correction of the warped image, none at the start
+            return img + torch.sigmoid(out[:, 3:]) * 2.0 * torch.tanh(out[:, :3])
         mask = torch.sigmoid(out[:, 3:])
         return mask * img + (1 - mask) * torch.tanh(out[:, :3])
 
