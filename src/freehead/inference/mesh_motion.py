@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from freehead.inference.motion import FaceMotion
+from freehead.perception.crop import crop_pixels
 from freehead.perception.meshwarp import (
     MAX_GAZE_DEG,
     HeadPose,
@@ -38,12 +39,6 @@ class MeshSource:
 
     warp: WarpSource
     motion: FaceMotion
-
-
-def crop_pixels(points: np.ndarray, size: int) -> np.ndarray:
-    """Crop coordinates ``(..., 3)`` ([-1, 1] across the crop) in the pixels of a
-    ``size``² crop (the first pixel's outer edge at 0; z scaled as x and y)."""
-    return (np.asarray(points, np.float64) + np.array([1.0, 1.0, 0.0])) * (size / 2.0)
 
 
 class MeshPrior:

@@ -66,6 +66,12 @@ def smooth_boxes(boxes: np.ndarray, valid: np.ndarray, fps: float, seconds: floa
     return gaussian_filter1d(filled, sigma, axis=0, mode="nearest")
 
 
+def crop_pixels(points: np.ndarray, size: int) -> np.ndarray:
+    """Crop coordinates ``(..., 3)`` ([-1, 1] across the crop) in the pixels of a
+    ``size``² crop (the first pixel's outer edge at 0; z scaled as x and y)."""
+    return (np.asarray(points, np.float64) + np.array([1.0, 1.0, 0.0])) * (size / 2.0)
+
+
 def to_crop_coords(points: np.ndarray | torch.Tensor, box: np.ndarray | torch.Tensor):
     """Frame pixels -> crop coordinates. points ``(..., N, 3)``, box ``(..., 3)``."""
     half = box[..., 2:3] / 2

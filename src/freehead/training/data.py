@@ -20,6 +20,7 @@ from freehead.errors import FreeheadError
 from freehead.geometry import angles_from_gaze, place_eye_mesh, rotation_from_angles
 from freehead.models.backbone import to_network_input
 from freehead.models.keypoints import prepare_crops
+from freehead.perception.crop import crop_pixels
 from freehead.perception.eyes import TEMPLATE, fit_eyes
 from freehead.perception.keypoints import KEYPOINT_MESH_INDICES
 from freehead.perception.labels import ClipLabels
@@ -191,7 +192,7 @@ def _network_image(image: np.ndarray) -> torch.Tensor:
 def landmarks_in_pixels(labels: ClipLabels, index: int, size: int) -> np.ndarray:
     """A labelled frame's 478 landmarks in the pixels of its ``size``² crop (the
     tracker's convention: the first pixel's outer edge at 0), ``(478, 3)`` float64."""
-    return (labels.landmarks[index].astype(np.float64) + np.array([1.0, 1.0, 0.0])) * (size / 2)
+    return crop_pixels(labels.landmarks[index], size)
 
 
 def sketch_of_mesh(landmarks: np.ndarray, mean_shape: MeanShape, size: int) -> np.ndarray:
