@@ -23,17 +23,18 @@ from freehead.perception.keypoints import IRIS, NUM_LANDMARKS
 from freehead.perception.meshwarp import (
     LAYER_FACE,
     LAYER_HOLES,
+    MAX_OUTSIDE,
     MeshWarp,
     WarpTarget,
     boundary_loops,
     face_topology,
     orient_triangles,
-    rasterise,
     rotation_between,
     strip_triangles,
     tessellation_triangles,
     track_landmarks,
     turn_irises,
+    warp_maps,
 )
 from freehead.perception.shape import MeanShape
 
@@ -113,8 +114,9 @@ def test_an_open_mouth_and_the_eyes_are_drawn_with_the_fill_triangles(warp):
     topo = warp.topology
     source = warp.prepare(texture(), face)
     target = WarpTarget(mesh=face, pose=source.pose)
-    index = rasterise(warp.target_vertices(source, target) - 0.5, topo.triangles,
-                      warp.draw_order(target), (SIZE, SIZE))  # fmt: skip
+    dst = warp.target_vertices(source, target) - 0.5
+    index, _, _ = warp_maps(dst, source.vertices - 0.5, topo.triangles, warp.draw_order(target),
+                            (SIZE, SIZE))  # fmt: skip
     for loop in (*topo.eyes, np.concatenate([topo.lips[0], topo.lips[1][::-1]])):
         poly = np.zeros((SIZE, SIZE), np.uint8)
         cv2.fillPoly(poly, [np.round((face[loop, :2] - 0.5) * 16).astype(np.int32)], 1, shift=4)
@@ -126,6 +128,52 @@ def test_an_open_mouth_and_the_eyes_are_drawn_with_the_fill_triangles(warp):
     oval = cv2.erode(oval, np.ones((5, 5), np.uint8)).astype(bool)
     assert (index[oval] >= 0).all()
     assert np.isin(topo.layer[index[oval]], [LAYER_HOLES, LAYER_FACE]).all()
+
+
+def test_warp_maps_send_each_pixel_of_a_triangle_to_its_point_in_the_source():
+    vertices = np.array([[2.2, 3.1], [25.7, 5.4], [9.3, 27.8], [20.1, 18.6], [4.0, 9.0]])
+    triangles = np.array([[0, 1, 2], [1, 3, 2], [0, 4, 3]])  # the last overlaps the others
+    linear, shift = np.array([[0.9, 0.2], [-0.3, 1.1]]), np.array([3.0, -2.0])
+    source = vertices @ linear.T + shift  # one affine map: every triangle's own
+    order = np.array([0, 1, 2])
+    index, map_x, map_y = warp_maps(vertices, source, triangles, order, (32, 32), grow=0)
+    # brute force: the last triangle in the order whose closed area holds the pixel centre
+    ys, xs = np.mgrid[0:32, 0:32].astype(float)
+    want = np.full((32, 32), -1)
+    for t in order:
+        a, b, c = vertices[triangles[t]]
+        cross = [(q1[0] - q0[0]) * (ys - q0[1]) - (q1[1] - q0[1]) * (xs - q0[0])
+                 for q0, q1 in ((a, b), (b, c), (c, a))]  # fmt: skip
+        inside = np.all([x >= -1e-9 for x in cross], 0) | np.all([x <= 1e-9 for x in cross], 0)
+        want[inside] = t
+    np.testing.assert_array_equal(index, want)
+    seen = index >= 0
+    mapped = np.stack([xs[seen], ys[seen]], 1) @ linear.T + shift
+    np.testing.assert_allclose(map_x[seen], mapped[:, 0], atol=1e-4)
+    np.testing.assert_allclose(map_y[seen], mapped[:, 1], atol=1e-4)
+    np.testing.assert_array_equal(map_x[~seen], xs[~seen])  # no triangle: the pixel itself
+    np.testing.assert_array_equal(map_y[~seen], ys[~seen])
+    # drawn in another order, the overlap shows the triangle drawn last
+    swapped, _, _ = warp_maps(vertices, source, triangles, order[::-1], (32, 32), grow=0)
+    both = (index == 2) & (swapped != 2)
+    assert both.any() and set(np.unique(swapped[both])) <= {0, 1}
+    # grown by half a pixel (the default), a triangle also takes the pixels whose centres
+    # lie within half a pixel outside its edges' lines, so shared edges leave no gaps,
+    # unless they lie beyond MAX_OUTSIDE in barycentric weight (a sliver's far reach)
+    grown, gx, gy = warp_maps(vertices, source, triangles, order, (32, 32))
+    assert (grown[seen] >= 0).all() and (grown >= 0).sum() > seen.sum()
+    for y, x in np.argwhere((grown >= 0) & ~seen):
+        a, b, c = vertices[triangles[grown[y, x]]]
+        area = np.cross(b - a, c - a)
+        for p, q in ((a, b), (b, c), (c, a)):  # signed distance to each edge's line
+            d = np.sign(area) * np.cross(q - p, np.array([x, y]) - p) / np.linalg.norm(q - p)
+            assert d >= -0.5 - 1e-9
+            assert d * np.linalg.norm(q - p) / abs(area) >= -MAX_OUTSIDE - 1e-9
+    np.testing.assert_allclose(np.stack([gx, gy], -1)[grown >= 0],
+                               np.stack([xs, ys], -1)[grown >= 0] @ linear.T + shift, atol=1e-4)  # fmt: skip
+    sliver = np.array([[5.0, 5.2], [25.0, 5.2], [15.0, 5.5]])  # row 5: 0.2 px off, -2/3
+    thin, _, _ = warp_maps(sliver, sliver, np.array([[0, 1, 2]]), np.array([0]), (32, 32))
+    assert (thin >= 0).sum() == 0
 
 
 def test_orienting_gives_every_triangle_one_winding():

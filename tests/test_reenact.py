@@ -199,6 +199,29 @@ def test_python_api_on_images(reenactor, samples, franck):
     assert np.array_equal(edited[1][corner], franck[1][corner])
 
 
+def test_g_in_bfloat16_draws_what_it_draws_in_float32(samples, franck, monkeypatch):
+    from freehead import Reenactor
+    from freehead.errors import FreeheadError
+    from freehead.inference import networks
+
+    monkeypatch.setattr(networks, "native_bf16", lambda: True)
+    assert networks.resolve_precision("auto", "torch") == "bfloat16"
+    assert networks.resolve_precision("auto", "onnx") == "float32"
+    monkeypatch.setattr(networks, "native_bf16", lambda: False)
+    assert networks.resolve_precision("auto", "torch") == "float32"
+    for bad, runtime in (("half", "torch"), ("bfloat16", "onnx")):
+        with pytest.raises(FreeheadError):
+            networks.resolve_precision(bad, runtime)
+    portrait = read_image(samples / "portraits/grace_hopper.jpg")
+    out = {}
+    for precision in ("float32", "bfloat16"):
+        r = Reenactor.from_pretrained(precision=precision)
+        assert r.networks.precision == precision
+        out[precision] = np.stack(list(r.reenact(portrait, iter(franck[:3])))).astype(float)
+    diff = np.abs(out["float32"] - out["bfloat16"])
+    assert 0 < diff.mean() < 0.5 and np.percentile(diff, 99.9) <= 8  # rounding, not a change
+
+
 def test_a_face_that_leaves_the_frame_holds_the_last_pose(reenactor, samples, franck, caplog):
     import logging
 

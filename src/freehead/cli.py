@@ -20,6 +20,7 @@ COMMON: dict[str, tuple[str, dict]] = {
     "generator": ("--generator", dict(default=None, metavar="FILE", help="G's model file")),
     "models": ("--models", dict(default=None, metavar="DIR", help="model folder (default: shipped)")),
     "runtime": ("--runtime", dict(choices=["torch", "onnx"], default="torch", help="networks' runtime")),
+    "precision": ("--precision", dict(choices=["auto", "float32", "bfloat16"], default="auto", help="G's arithmetic on torch (auto: bfloat16 if the CPU has it)")),
     "onnx_dir": ("--onnx-dir", dict(metavar="DIR", help="graphs of export-onnx (default: a cache)")),
     "overwrite": ("--overwrite", dict(action="store_true", help="replace --out if it exists")),
     "face_index": ("--face-index", dict(type=int, default=0, metavar="N", help="0 = the largest face")),
@@ -32,7 +33,7 @@ COMMON: dict[str, tuple[str, dict]] = {
 }  # fmt: skip
 """Options several commands share, by name."""
 
-MODEL_ARGS = ("models", "generator", "runtime", "onnx_dir", "face_index", "threads", "overwrite")
+MODEL_ARGS = ("models", "generator", "runtime", "precision", "onnx_dir", "face_index", "threads", "overwrite")  # fmt: skip
 
 
 def _command(sub, name: str, func, help: str, *common: str, description: str = ""):
@@ -117,7 +118,7 @@ def _add_evaluation_commands(sub) -> None:
     p.add_argument("--portraits", metavar="DIR", help="unseen: a folder of portraits to drive")
 
     p = _command(sub, "bench", _cmd_bench, "time the per-frame path", "samples", "generator",
-                 "runtime", "threads", "json")  # fmt: skip
+                 "runtime", "precision", "threads", "json")  # fmt: skip
     p.add_argument("--frames", type=int, default=120, help="timed frames (default: 120)")
 
 
@@ -191,7 +192,7 @@ def _add_app_commands(sub) -> None:
     p.add_argument("--out", default=None, help="also record the output (.mp4)")
 
     p = _command(sub, "serve", _cmd_serve, "serve the web page", "samples", "models", "generator",
-                 "runtime", "onnx_dir", "threads", description="One request runs at a time.")  # fmt: skip
+                 "runtime", "precision", "onnx_dir", "threads", description="One request at a time.")  # fmt: skip
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
     p.add_argument("--port", type=int, default=7860, help="port (default: %(default)s)")
     p.add_argument("--max-upload-mb", type=float, default=50.0, help="upload limit (default: 50)")
@@ -206,8 +207,7 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="more logging")
     parser.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_data_commands, _add_evaluation_commands, _add_inference_commands,
-                _add_app_commands):  # fmt: skip
+    for add in (_add_data_commands, _add_evaluation_commands, _add_inference_commands, _add_app_commands):  # fmt: skip
         add(sub)
     return parser
 
@@ -314,8 +314,8 @@ def _cmd_evaluate(args: Namespace) -> int:
 def _cmd_bench(args: Namespace) -> int:
     from freehead.evaluation.bench import benchmark
 
-    figures = asdict(benchmark(args.samples, threads=args.threads, frames=args.frames,
-                               generator=args.generator, runtime=args.runtime))  # fmt: skip
+    keys = ("threads", "frames", "generator", "runtime", "precision")
+    figures = asdict(benchmark(args.samples, **{k: getattr(args, k) for k in keys}))
     _write_json(args.json, figures)
     print(json.dumps(figures, indent=2))
     return 0
@@ -324,8 +324,8 @@ def _cmd_bench(args: Namespace) -> int:
 def _reenactor(args: Namespace):
     from freehead.inference.reenactor import Reenactor
 
-    return Reenactor.from_pretrained(args.models, generator=args.generator, runtime=args.runtime,
-                                     onnx_dir=args.onnx_dir, threads=args.threads)  # fmt: skip
+    keys = ("generator", "runtime", "onnx_dir", "threads", "precision")
+    return Reenactor.from_pretrained(args.models, **{k: getattr(args, k) for k in keys})
 
 
 def _report(result) -> int:

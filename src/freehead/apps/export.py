@@ -54,7 +54,7 @@ def export_onnx(out: str | Path, models: str | Path | None = None,
     out = Path(out)
     if (out / "manifest.json").exists() and not overwrite:
         raise FreeheadError(f"{out} already holds an export; pass --overwrite to replace it")
-    networks = FaceNetworks.load(models, generator=generator)
+    networks = FaceNetworks.load(models, generator=generator, precision="float32")  # the graphs'
     manifest = export_models(networks, out)
     onnx = FaceNetworks.load(models, generator=generator, runtime="onnx", onnx_dir=out,
                              threads=threads)  # fmt: skip

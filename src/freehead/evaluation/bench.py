@@ -37,6 +37,7 @@ class BenchFigures:
     frames: int
     crop_size: int
     runtime: str
+    precision: str
     source_ms: float
     tracking_ms: float
     crop_ms: float
@@ -68,6 +69,7 @@ def benchmark(
     warmup: int = 20,
     generator: str | None = None,
     runtime: str = "torch",
+    precision: str = "auto",
 ) -> BenchFigures:
     """Time the Reenactor's per-frame path on franck.mp4 (see the module's docstring)."""
     from freehead.inference.reenactor import ReenactOptions, Reenactor
@@ -81,7 +83,8 @@ def benchmark(
     if not video.is_file():
         raise FreeheadError(f"{video} is missing; run: freehead data fetch-samples")
     clip = list(open_frames(video).frames(warmup + frames))
-    reenactor = Reenactor.from_pretrained(generator=generator, runtime=runtime, threads=threads)
+    reenactor = Reenactor.from_pretrained(generator=generator, runtime=runtime, threads=threads,
+                                          precision=precision)  # fmt: skip
     t = time.perf_counter()
     source = reenactor.prepare_source(clip[0])
     source_ms = (time.perf_counter() - t) * 1000
@@ -99,6 +102,7 @@ def benchmark(
     stages = {name: _ms(clock.seconds.get(name, [0.0])) for name in STAGES}
     return BenchFigures(
         threads=threads, frames=len(steps), crop_size=reenactor.size, runtime=runtime,
+        precision=reenactor.networks.precision,
         source_ms=round(source_ms, 3), **{f"{n}_ms": v for n, v in stages.items()},
         stages_ms=round(sum(stages.values()), 3), end_to_end_ms=_ms(steps),
         peak_rss_mb=round(_peak_rss_mb(), 1), torch=torch.__version__,

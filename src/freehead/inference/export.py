@@ -20,6 +20,7 @@ their SHA-256) and, after the check of ``freehead export-onnx`` (:mod:`freehead.
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import warnings
@@ -34,6 +35,8 @@ log = logging.getLogger(__name__)
 
 OPSET = 20
 """20 for AffineGrid (E_gaze cuts its eye patches inside the graph)."""
+EXPORT_VERSION = 2
+"""Bumped when the graphs change for the same model files (cached exports are redone)."""
 KEYPOINTS, GAZE, SOURCE = "keypoint_estimator.onnx", "gaze_estimator.onnx", "generator_source.onnx"
 
 
@@ -98,7 +101,12 @@ def _export(module: nn.Module, args: tuple, path: Path, inputs: list[str], outpu
 
 
 def export_frame_graph(g, m: int, out: Path) -> Path:
-    """G's per-frame graph for ``m`` sources per target."""
+    """G's per-frame graph for ``m`` sources per target. A G v2's prior hint is padded
+    with zero channels (:meth:`~freehead.models.generator.FlowNetwork.pad_hint_channels`:
+    the same function, and ONNX Runtime's fast convolution layout)."""
+    if g.config.uses_prior:
+        g = copy.deepcopy(g)
+        g.flow.pad_hint_channels()
     s = g.config.image_size
     x = torch.zeros(m, 3, s, s)
     with torch.no_grad():

@@ -15,6 +15,7 @@ is what users run.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,35 @@ from freehead.models.shipped import MODEL_FILES, SHIPPED_DIR
 from freehead.sketch import draw_sketch
 
 RUNTIMES = ("torch", "onnx")
+PRECISIONS = ("auto", "float32", "bfloat16")
+"""G's arithmetic on PyTorch: ``auto`` is bfloat16 where the CPU multiplies bfloat16
+natively (:func:`native_bf16`), else float32. E_can and E_gaze always run in float32."""
+
+
+def native_bf16() -> bool:
+    """Whether this CPU has bfloat16 dot products in hardware (x86 AVX512-BF16 or AMX;
+    read from ``/proc/cpuinfo``, so False where that is missing). Without them oneDNN
+    emulates bfloat16, which is slower than float32."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    flags = next((line for line in text.splitlines() if line.startswith("flags")), "")
+    return bool({"avx512_bf16", "amx_bf16"} & set(flags.split()))
+
+
+def resolve_precision(precision: str, runtime: str) -> str:
+    """``precision`` (:data:`PRECISIONS`) made definite for ``runtime``: ONNX Runtime
+    graphs are float32; ``auto`` picks bfloat16 with :func:`native_bf16`."""
+    if precision not in PRECISIONS:
+        raise FreeheadError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
+    if runtime == "onnx":
+        if precision == "bfloat16":
+            raise FreeheadError("the onnx runtime runs in float32; bfloat16 is for torch")
+        return "float32"
+    if precision == "auto":
+        return "bfloat16" if native_bf16() else "float32"
+    return precision
 
 
 def set_threads(threads: int) -> None:
@@ -63,7 +93,9 @@ class FaceNetworks:
     ``e_can``, ``e_gaze``, ``g``: the PyTorch modules or their ONNX Runtime stand-ins
     (:mod:`freehead.inference.onnx_runtime`), which take the same calls. ``files``: the
     model files they came from; ``clock``: where stage times go
-    (:class:`~freehead.inference.timing.StageClock`; by default nowhere).
+    (:class:`~freehead.inference.timing.StageClock`; by default nowhere); ``precision``:
+    G's arithmetic, ``float32`` or ``bfloat16`` (autocast over G's convolutions; the
+    warps, blends and the output stay float32).
     """
 
     e_can: Any
@@ -72,6 +104,7 @@ class FaceNetworks:
     runtime: str = "torch"
     files: dict[str, Path] = field(default_factory=dict)
     clock: StageClock = field(default_factory=NoClock)
+    precision: str = "float32"
 
     @property
     def size(self) -> int:
@@ -89,6 +122,7 @@ class FaceNetworks:
         runtime: str = "torch",
         onnx_dir: str | Path | None = None,
         threads: int | None = None,
+        precision: str = "auto",
     ) -> FaceNetworks:
         """Load the three networks. ``path``: a folder holding the files of
         :data:`~freehead.models.shipped.MODEL_FILES` (None: the shipped models);
@@ -96,7 +130,8 @@ class FaceNetworks:
 
         ``runtime="onnx"`` runs them on ONNX Runtime: from ``onnx_dir`` (made by
         ``freehead export-onnx``) or, when None, from graphs exported once into a cache.
-        ``threads``: the ONNX Runtime threads (default: torch's)."""
+        ``threads``: the ONNX Runtime threads (default: torch's). ``precision``: G's
+        arithmetic on PyTorch (:data:`PRECISIONS`; ``auto``: :func:`resolve_precision`)."""
         from freehead.models import GazeEstimator, KeypointEstimator
         from freehead.models.generator import Generator
 
@@ -104,6 +139,7 @@ class FaceNetworks:
             raise FreeheadError(f"runtime must be one of {', '.join(RUNTIMES)}, not {runtime!r}")
         if onnx_dir is not None and runtime != "onnx":
             raise FreeheadError("an ONNX folder is only used with the onnx runtime")
+        precision = resolve_precision(precision, runtime)
         folder = SHIPPED_DIR if path is None else Path(path)
         if not folder.is_dir():
             raise FreeheadError(f"{folder} is not a model folder")
@@ -115,6 +151,7 @@ class FaceNetworks:
             GazeEstimator.from_pretrained(files["gaze"]).eval(),
             g,
             files=files,
+            precision=precision,
         )
         if runtime == "onnx":
             from freehead.inference.onnx_runtime import open_onnx_models
@@ -151,10 +188,17 @@ class FaceNetworks:
         sketches = np.stack(
             [draw_sketch(k, a, self.size) for k, a in zip(keypoints, gaze_angles, strict=True)]
         )
-        features = self.g.encode_sources(
-            to_network_input(np.asarray(crops))[None], to_network_input(sketches)[None]
-        )
+        with self._g_precision():
+            features = self.g.encode_sources(
+                to_network_input(np.asarray(crops))[None], to_network_input(sketches)[None]
+            )
         return SourceEncoding(features, len(sketches))
+
+    def _g_precision(self):
+        """The context G runs in: bfloat16 autocast, or nothing for float32."""
+        if self.precision == "bfloat16":
+            return torch.autocast("cpu", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
 
     @property
     def needs_mesh(self) -> bool:
@@ -179,6 +223,6 @@ class FaceNetworks:
         with self.clock.stage("sketch"):
             sketch = draw_sketch(keypoints, gaze_angles, self.size)
         flows = None if prior is None else torch.from_numpy(np.asarray(prior, np.float32))[None]
-        with self.clock.stage("generator"):
+        with self.clock.stage("generator"), self._g_precision():
             out = self.g.render_frame(source.features, to_network_input(sketch), source.m, flows)
-            return to_image(out.image[0])
+            return to_image(out.image[0].float())

@@ -141,10 +141,10 @@ class OnnxGenerator:
 
 def model_digest(files: dict[str, Path]) -> str:
     """A short digest of the model files (and the exporter's versions)."""
-    from freehead.inference.export import OPSET
+    from freehead.inference.export import EXPORT_VERSION, OPSET
     from freehead.io_utils import sha256_file
 
-    h = hashlib.sha256(f"{torch.__version__}/{OPSET}".encode())
+    h = hashlib.sha256(f"{torch.__version__}/{OPSET}/{EXPORT_VERSION}".encode())
     for part in sorted(files):
         h.update(part.encode() + bytes.fromhex(sha256_file(Path(files[part]))))
     return h.hexdigest()[:16]

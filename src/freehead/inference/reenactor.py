@@ -140,6 +140,17 @@ class _Driver:
     reference: np.ndarray | None = None
 
 
+@dataclass(frozen=True)
+class _FrameInputs:
+    """What G renders one frame from: target ``keypoints`` ``(K, 3)``, camera-frame
+    ``gaze`` ``(2,)`` or per eye ``(2, 2)`` degrees, and a G v2's ``prior`` ``(m, 2, S, S)``
+    (None for a plain G)."""
+
+    keypoints: np.ndarray
+    gaze: np.ndarray
+    prior: np.ndarray | None
+
+
 def _no_face(name: str, count: int, face_index: int) -> FreeheadError:
     if count:
         return FreeheadError(f"{name} has {count} face(s); face index {face_index} is out of range")
@@ -250,15 +261,18 @@ class Reenactor:
         """The per-frame loop of :meth:`reenact` (lazy). A frame without the driver's face
         holds the last pose; frames before the first face show the source's own pose.
 
-        ``threaded``: read the next driving frames (tracking, E_can, E_gaze) in a second
-        thread while G renders the current one; the same outputs, more of them per second
+        ``threaded``: read the next driving frames (tracking, E_can, E_gaze, a G v2's
+        prior) in a second thread while G renders the current one; the same outputs, more of them per second
         on a machine with a core to spare."""
         options = options.checked()
-        steps = self._drive(source, frames, options, fps, name, reference)
+        steps = (
+            (frame, held, self._inputs(source, motion, options, i, held))
+            for i, frame, motion, held in self._drive(source, frames, options, fps, name, reference)
+        )  # fmt: skip
         if threaded:
             steps = run_ahead(steps, depth=2)
-        for i, frame, motion, held in steps:
-            yield self._finish(source, motion, options, i, frame, held)
+        for frame, held, inputs in steps:
+            yield self._finish(source, inputs, options, frame, held)
 
     def stream(self, source, frames: Iterable, options: ReenactOptions | None = None, *,
                fps: float = 25.0, threaded: bool | None = None, **fields) -> Iterator[np.ndarray]:  # fmt: skip
@@ -325,14 +339,20 @@ class Reenactor:
         assert first is not None
         return relative_motion(source.motion, driver, first)
 
-    def _finish(self, source: PreparedSource, motion: FaceMotion, options: ReenactOptions,
-                i: int, frame: np.ndarray, held: _Driver | None) -> np.ndarray:  # fmt: skip
+    def _inputs(self, source: PreparedSource, motion: FaceMotion, options: ReenactOptions,
+                i: int, held: _Driver | None) -> _FrameInputs:  # fmt: skip
+        """What G renders frame ``i`` from: ``motion`` with the options' pose requests,
+        the gaze asked for, and a G v2's prior."""
         motion = motion.with_angles(options.yaw, options.pitch, options.roll)
-        keypoints = motion.keypoints(source.canonical)
         target = options.gaze_control.target(i)
         gaze = motion.gaze_angles if target is None else target
-        prior = self._prior(source, motion, held, gaze)
-        crop = self.networks.render(source.encoding, keypoints, gaze, prior)
+        keypoints = motion.keypoints(source.canonical)
+        return _FrameInputs(keypoints, gaze, self._prior(source, motion, held, gaze))
+
+    def _finish(self, source: PreparedSource, inputs: _FrameInputs, options: ReenactOptions,
+                frame: np.ndarray, held: _Driver | None) -> np.ndarray:  # fmt: skip
+        keypoints = inputs.keypoints
+        crop = self.networks.render(source.encoding, keypoints, inputs.gaze, inputs.prior)
         with self.networks.clock.stage("paste_back"):
             if options.paste_back == "source":
                 mask = face_mask([source.readings[0].keypoints, keypoints], self.size)
@@ -418,4 +438,5 @@ class Reenactor:
             yaw=yaw, pitch=pitch, roll=roll, gaze=gaze or GazeControl.transfer(),
             paste_back="source" if paste_back else None,
         ).checked()  # fmt: skip
-        return self._finish(source, source.motion, options, 0, source.images[0], None)
+        inputs = self._inputs(source, source.motion, options, 0, None)
+        return self._finish(source, inputs, options, source.images[0], None)

@@ -98,6 +98,19 @@ def resize(x: Tensor, size: int) -> Tensor:
     return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
 
 
+def pyramid(x: Tensor, sizes: list[int]) -> dict[int, Tensor]:
+    """``x`` ``(B, C, S, S)`` resized to each of ``sizes``, by :func:`resize`; shrinking
+    goes level by level, each from the nearest larger level it divides (the same means as
+    shrinking at once, from a quarter of the reads), growing from ``x`` itself."""
+    levels = {int(x.shape[-1]): x}
+    for size in sorted(set(sizes), reverse=True):
+        if size in levels:
+            continue
+        larger = [s for s in levels if s > size and s % size == 0]
+        levels[size] = resize(levels[min(larger)] if larger else x, size)
+    return levels
+
+
 def warp(x: Tensor, flow: Tensor) -> Tensor:
     """Backward warping: ``out(p) = x(p + flow(p))``. x ``(B, C, H, W)``, flow ``(B, 2, h, w)``
     in [-1, 1] units, resized to (H, W); samples outside take the border value."""
@@ -185,6 +198,26 @@ class FlowNetwork(nn.Module):
         self.out = conv(f // 2, 3)  # 2 flow channels + 1 attention logit
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
+        self.hint_padding = (0, 0)
+        """Zero channels appended to the prior's hint at S/8 and S/4
+        (:meth:`pad_hint_channels`)."""
+
+    def pad_hint_channels(self, multiple: int = 16) -> None:
+        """Append zero channels to the prior's hint, with zero weights, so that the two
+        convolutions reading it take a multiple of ``multiple`` channels (130 -> 144 by
+        default): the same function, but ONNX Runtime runs a convolution in its blocked
+        layout only when its channels divide evenly, and about 3x slower otherwise."""
+        if any(self.hint_padding):
+            return
+        pads = []
+        for layer in (self.coarse[0], self.fine[0]):
+            pad = -layer.in_channels % multiple
+            w = layer.weight.data
+            zeros = w.new_zeros(w.shape[0], pad, *w.shape[2:])
+            layer.weight = nn.Parameter(torch.cat([w, zeros], 1))
+            layer.in_channels += pad
+            pads.append(pad)
+        self.hint_padding = (pads[0], pads[1])
 
     def encode_source(self, image: Tensor, sketch: Tensor) -> SourceFeatures:
         """image, sketch ``(N, 3, S, S)`` in [-1, 1] -> :class:`SourceFeatures`."""
@@ -203,8 +236,10 @@ class FlowNetwork(nn.Module):
         coarse, fine = [h3, t3], [h2, t2]
         if prior is not None:  # in pixels of the full image / 16: about ±1 for a turn
             hint = prior * (self.size / 32.0)
-            coarse.append(resize(hint, h3.shape[-1]))
-            fine.append(resize(hint, h2.shape[-1]))
+            pad_coarse, pad_fine = self.hint_padding
+            hints = pyramid(hint, [h2.shape[-1], h3.shape[-1]])
+            coarse.append(F.pad(hints[h3.shape[-1]], (0, 0, 0, 0, 0, pad_coarse)))
+            fine.append(F.pad(hints[h2.shape[-1]], (0, 0, 0, 0, 0, pad_fine)))
         x = self.coarse(torch.cat(coarse, 1))
         x = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
         out = self.out(self.fine(torch.cat([x, *fine], 1)))
@@ -219,10 +254,13 @@ class FlowNetwork(nn.Module):
         n = flow.shape[0] // m
         weights = torch.softmax(logits.view(n, m, 1, *logits.shape[-2:]), dim=1)
 
+        flows = pyramid(flow, [int(x.shape[-1]) for x in (source.image, *source.features)])
+
         def blend(x: Tensor) -> Tensor:
+            f = flows[int(x.shape[-1])]
             if m == 1:  # softmax over one source is 1: the plain path
-                return warp(x, flow)
-            warped = warp(x, flow).view(n, m, *x.shape[1:])
+                return warp(x, f)
+            warped = warp(x, f).view(n, m, *x.shape[1:])
             return (
                 warped
                 * resize(weights.flatten(0, 1), x.shape[-1]).view(n, m, 1, x.shape[-2], x.shape[-1])

@@ -52,9 +52,10 @@ from functools import lru_cache
 import cv2
 import numpy as np
 import torch
+from numba import njit
 
 from freehead.errors import FreeheadError
-from freehead.geometry import gaze_from_angles
+from freehead.geometry import Similarity, gaze_from_angles
 from freehead.perception.eyes import IRIS_DISTANCE_IOD, fit_eyes
 from freehead.perception.keypoints import (
     EYE_INNER_CORNER,
@@ -386,71 +387,85 @@ def keep_irises_inside(landmarks: np.ndarray, margin: float = IRIS_MARGIN) -> np
     return out
 
 
-def rasterise(vertices: np.ndarray, triangles: np.ndarray, order: np.ndarray,
-              shape: tuple[int, int]) -> np.ndarray:  # fmt: skip
-    """Index of the triangle seen at each pixel, ``(H, W)`` int32, -1 where none.
+MAX_OUTSIDE = 0.25
+"""How far (in barycentric weight) a pixel of :func:`warp_maps`' grown edges may lie
+outside its triangle."""
 
-    ``vertices`` ``(V, 2)`` with pixel centres at integers; ``triangles`` ``(F, 3)``;
-    ``order`` ``(F,)`` the drawing order (later triangles cover earlier ones).
+
+def warp_maps(target: np.ndarray, source: np.ndarray, triangles: np.ndarray, order: np.ndarray,
+              shape: tuple[int, int],
+              grow: float = 0.5) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+    """The triangles drawn at their ``target`` corners and the backward map to their
+    ``source`` corners, in one pass over the pixels.
+
+    ``target``, ``source`` ``(V, 2)`` vertices (pixel centres at integers); ``triangles``
+    ``(F, 3)`` drawn in ``order`` ``(F,)`` (later ones cover earlier ones). A triangle takes
+    the pixels whose centres lie inside it or within ``grow`` pixels outside its edges'
+    lines (so that shared edges leave no gaps, as a conservative rasteriser's do), but
+    not those whose barycentric weights fall below ``-MAX_OUTSIDE`` (a sliver's affine
+    map, carried half a pixel beyond it, reads far away); degenerate ones take none. Each
+    pixel reads the source point with its barycentric weights in the target triangle (the
+    triangle's affine map). Returns the triangle seen at
+    each pixel ``(H, W)`` int32 (-1 where none) and ``cv2.remap``'s x and y maps
+    ``(H, W)`` float32 (pixels of no triangle map to themselves).
     """
-    index = np.full(shape, -1, np.int32)
-    fixed = np.round(vertices * 16).astype(np.int32)  # 4 fractional bits
-    corners = fixed[triangles]  # (F, 3, 2)
-    for t in order.tolist():
-        cv2.fillConvexPoly(index, corners[t], t, lineType=cv2.LINE_8, shift=4)
-    return index
+    h, w = shape
+    index = np.full((h, w), -1, np.int32)
+    map_x = np.repeat(np.arange(w, dtype=np.float32)[None], h, 0)
+    map_y = np.repeat(np.arange(h, dtype=np.float32)[:, None], w, 1)
+    _fill_warp_maps(np.ascontiguousarray(target, np.float64),
+                    np.ascontiguousarray(source, np.float64),
+                    np.ascontiguousarray(triangles, np.int64), np.ascontiguousarray(order, np.int64),
+                    float(grow), index, map_x, map_y)  # fmt: skip
+    return index, map_x, map_y
 
 
-def triangle_affines(target: np.ndarray, source: np.ndarray, triangles: np.ndarray) -> np.ndarray:
-    """Per triangle, the affine map taking its target corners to its source corners:
-    ``(F, 2, 3)``, ``source = A @ (x, y, 1)``. ``target``, ``source`` ``(V, 2)``. A
-    degenerate target triangle maps by translation, centroid to centroid."""
-    t, s = target[triangles], source[triangles]  # (F, 3, 2)
-    te = (t[:, 1:] - t[:, :1]).transpose(0, 2, 1)  # (F, 2, 2): edge vectors as columns
-    se = (s[:, 1:] - s[:, :1]).transpose(0, 2, 1)
-    det = te[:, 0, 0] * te[:, 1, 1] - te[:, 0, 1] * te[:, 1, 0]
-    flat = np.abs(det) < 1e-9
-    inv = np.stack([np.stack([te[:, 1, 1], -te[:, 0, 1]], -1),
-                    np.stack([-te[:, 1, 0], te[:, 0, 0]], -1)], 1)  # fmt: skip
-    linear = se @ inv / np.where(flat, 1.0, det)[:, None, None]
-    linear[flat] = np.eye(2)
-    offset = s[:, 0] - (linear @ t[:, 0, :, None])[..., 0]
-    offset[flat] = s[flat].mean(1) - t[flat].mean(1)
-    return np.concatenate([linear, offset[:, :, None]], axis=2)
-
-
-def backward_map(index: np.ndarray, affines: np.ndarray, bounds: np.ndarray | None = None,
-                 slack: float = 1.0) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
-    """``cv2.remap``'s maps ``(H, W)`` float32 x and y: each pixel through its triangle's
-    affine (``affines`` ``(F, 2, 3)``), pixels of no triangle (-1) to themselves.
-
-    ``bounds`` ``(F, 4)`` (x min, y min, x max, y max of each triangle's source corners):
-    each mapped point is kept within ``slack`` pixels of its triangle's box. The
-    rasteriser also marks pixels whose centres lie just outside a triangle, and for a
-    sliver the affine map sends those far away.
-    """
+@njit(cache=True, nogil=True)
+def _fill_warp_maps(target, source, triangles, order, grow, index, map_x, map_y):
+    """:func:`warp_maps`' loop (compiled): each triangle row by row; on a row, the pixels
+    that pass all three edge tests."""
     h, w = index.shape
-    n = len(affines)
-    if bounds is None:
-        bounds = np.tile([-np.inf, -np.inf, np.inf, np.inf], (n, 1))
-    box = bounds + np.array([-slack, -slack, slack, slack])
-    table = np.concatenate([affines.reshape(n, 6), box], axis=1)  # (F, 10)
-    table = np.concatenate([table, [[1, 0, 0, 0, 1, 0, -np.inf, -np.inf, np.inf, np.inf]]])
-    a = table.astype(np.float32)[np.where(index < 0, n, index)]  # (H, W, 10)
-    xs = np.arange(w, dtype=np.float32)[None, :]
-    ys = np.arange(h, dtype=np.float32)[:, None]
-    mx = a[..., 0] * xs + a[..., 1] * ys + a[..., 2]
-    my = a[..., 3] * xs + a[..., 4] * ys + a[..., 5]
-    np.clip(mx, a[..., 6], a[..., 8], out=mx)
-    np.clip(my, a[..., 7], a[..., 9], out=my)
-    return mx, my
-
-
-def source_bounds(source: np.ndarray, triangles: np.ndarray) -> np.ndarray:
-    """Each triangle's box over its source corners ``(V, 2)``: ``(F, 4)`` x min, y min,
-    x max, y max."""
-    corners = source[triangles]  # (F, 3, 2)
-    return np.concatenate([corners.min(1), corners.max(1)], axis=1)
+    px, py, sx, sy = np.empty(3), np.empty(3), np.empty(3), np.empty(3)
+    for k in range(order.shape[0]):
+        t = order[k]
+        for i in range(3):
+            px[i], py[i] = target[triangles[t, i], 0], target[triangles[t, i], 1]
+            sx[i], sy[i] = source[triangles[t, i], 0], source[triangles[t, i], 1]
+        area = (px[1] - px[0]) * (py[2] - py[0]) - (py[1] - py[0]) * (px[2] - px[0])
+        if abs(area) < 1e-9:
+            continue  # degenerate: its neighbours cover it
+        sign = 1.0 if area > 0 else -1.0
+        y0 = max(math.ceil(py.min() - grow - 1e-9), 0)
+        y1 = min(math.floor(py.max() + grow + 1e-9), h - 1)
+        for y in range(y0, y1 + 1):
+            lo, hi = -math.inf, math.inf
+            for i in range(3):  # edge i -> i+1: sign * cross(edge, q - p_i) >= -grow |edge|
+                j = (i + 1) % 3
+                dx, dy = px[j] - px[i], py[j] - py[i]
+                slope = -dy * sign
+                offset = sign * (dx * (y - py[i]) + dy * px[i]) + grow * math.hypot(dx, dy) + 1e-9
+                if slope > 0:
+                    lo = max(lo, -offset / slope)
+                elif slope < 0:
+                    hi = min(hi, -offset / slope)
+                elif offset < 0:
+                    hi = -math.inf
+            x0 = max(math.ceil(lo), 0) if lo > -w else 0
+            x1 = min(math.floor(hi), w - 1) if hi < 2 * w else w - 1
+            for x in range(x0, x1 + 1):
+                u, v, least = 0.0, 0.0, math.inf
+                for i in range(3):  # the weight of corner i+2, from edge i -> i+1
+                    j, m = (i + 1) % 3, (i + 2) % 3
+                    cross = (px[j] - px[i]) * (y - py[i]) - (py[j] - py[i]) * (x - px[i])
+                    weight = sign * cross / abs(area)
+                    least = min(least, weight)
+                    u += weight * sx[m]
+                    v += weight * sy[m]
+                if least < -MAX_OUTSIDE:
+                    continue  # too far outside a thin triangle: the neighbours have it
+                index[y, x] = t
+                map_x[y, x] = u
+                map_y[y, x] = v
 
 
 def turn_irises(landmarks: np.ndarray, centres: np.ndarray, gaze: np.ndarray, want: np.ndarray,
@@ -626,11 +641,14 @@ class MeshWarp:
 
     def look(self, target: WarpTarget, pitch: float, yaw: float) -> WarpTarget:
         """``target`` with each iris turned about its eyeball centre to the gaze
-        (``pitch``, ``yaw``) in degrees, camera frame (the eyeballs fitted on its mesh),
-        and the lids following the iris up or down (:func:`follow_with_lids`)."""
+        (``pitch``, ``yaw``) in degrees, camera frame (the eyeballs placed on its mesh by
+        its head pose), and the lids following the iris up or down
+        (:func:`follow_with_lids`)."""
         lm = torch.as_tensor(np.asarray(target.mesh, np.float64))[None]
-        eyes = fit_eyes(lm, fit_head_pose(lm, self.mean_shape), self.mean_shape,
-                        independent_frames=True)  # fmt: skip
+        pose = Similarity(torch.as_tensor(target.pose.rotation)[None],
+                          torch.as_tensor(target.pose.translation)[None],
+                          torch.tensor([float(target.pose.scale)], dtype=torch.float64))  # fmt: skip
+        eyes = fit_eyes(lm, pose, self.mean_shape, independent_frames=True)
         want = gaze_from_angles(
             torch.tensor(float(pitch), dtype=torch.float64),
             torch.tensor(float(yaw), dtype=torch.float64),
@@ -661,8 +679,7 @@ class MeshWarp:
         dst = self.target_vertices(source, target) - 0.5  # pixel centres at integers
         src = source.vertices - 0.5
         tris = self.topology.triangles
-        index = rasterise(dst, tris, self.draw_order(target), source.image.shape[:2])
-        mx, my = backward_map(index, triangle_affines(dst, src, tris), source_bounds(src, tris))
+        index, mx, my = warp_maps(dst, src, tris, self.draw_order(target), source.image.shape[:2])
         shade = None
         if cavity and self.mouth_cavity:
             inside = np.isin(index, self.topology.mouth)

@@ -37,7 +37,7 @@ from freehead.io_utils import atomic_path
 from freehead.models.backbone import to_image
 from freehead.models.critics import CriticConfig, Critics
 from freehead.models.gaze import GazeEstimator, cut_eye_patches, eye_frames
-from freehead.models.generator import Generator, GeneratorConfig
+from freehead.models.generator import Generator, GeneratorConfig, warp
 from freehead.perception.eyes import TEMPLATE
 from freehead.training.data import AugmentConfig, GeneratorPairs, StillMotion
 from freehead.training.gan_losses import (
@@ -63,7 +63,10 @@ class GeneratorLossWeights:
     """HeadGAN's defaults: lambda_VGG = lambda_FM = 10 (the perceptual weight applies to
     whichever perceptual loss runs; see ``PerceptualLoss``). ``identity`` weighs FaceRes'
     cosine distance between the output and its sources (when the run has an identity loss;
-    not yet tuned by a full run); ``l1`` the mean absolute difference to the target."""
+    not yet tuned by a full run); ``l1`` the mean absolute difference to the target;
+    ``flow_residual`` (G v2) the mean absolute residual G adds to the mesh warp's flow, in
+    pixels, so that the flow leaves the geometry only where that pays (an iris turned),
+    not everywhere a little."""
 
     adversarial: float = 1.0
     feature_matching: float = 10.0
@@ -75,6 +78,7 @@ class GeneratorLossWeights:
     redirect_stability: float = 1.0
     identity: float = 1.0
     l1: float = 0.0
+    flow_residual: float = 0.0
 
 
 GAN_TRAINING = TrainConfig(lr=2e-4, weight_decay=0.0, warmup_steps=0, final_lr_fraction=1.0,
@@ -171,10 +175,13 @@ _Judge = Callable[[Tensor], tuple[list[list[Tensor]], list[list[Tensor]]]]
 """The critics on a batch of images: (scores and features of the images, of the targets)."""
 
 
-def _render(generator: Any, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor, Tensor]:
+def _render(
+    generator: Any, batch: dict[str, Tensor]
+) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
     """G's renderings of a batch's B targets: ``(B, 3, S, S)``, or with redirection
     ``(2B, 3, S, S)`` (each target, then each redirected one); the warped sources of
-    each; and the sketches the renderings were drawn from."""
+    each; the sketches the renderings were drawn from; and (G v2) the residual G added to
+    each source's prior flow, ``(B or 2B, M, 2, S, S)`` in pixels (None for a plain G)."""
     sketch = batch["target_sketch"]
     sources, source_sketches, sketches = (
         batch["source_image"], batch["source_sketch"], sketch)  # fmt: skip
@@ -185,7 +192,10 @@ def _render(generator: Any, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor, T
         if prior is not None:  # the redirected rendering's irises (and lids) moved by the mesh
             prior = torch.cat([prior, batch["redirect_prior"]])
     rendered = generator(sources, source_sketches, sketches, prior)
-    return rendered.image, rendered.warped.image, sketches
+    residual = None
+    if prior is not None:  # grid units (2 / S per pixel) -> pixels
+        residual = (rendered.warped.flow - prior) * (prior.shape[-1] / 2.0)
+    return rendered.image, rendered.warped.image, sketches, residual
 
 
 def _judge(critics: Any, batch: dict[str, Tensor], sketches: Tensor, n: int) -> _Judge:
@@ -295,9 +305,9 @@ class GeneratorTask(Task):
             if frozen is not None:
                 frozen.to(target.device)
         with self._autocast():
-            fakes, warped, sketches = _render(wrapped.generator, batch)
+            fakes, warped, sketches, residual = _render(wrapped.generator, batch)
             judge = _judge(wrapped.critics, batch, sketches, fakes.shape[0])
-            terms = self._generator_terms(batch, fakes.float(), warped.float(), judge)
+            terms = self._generator_terms(batch, fakes.float(), warped.float(), judge, residual)
             loss_g = sum(getattr(self.config.loss, k) * v for k, v in terms.items())
         descend(optimizers["generator"], loss_g, self.config.train.grad_clip)
 
@@ -315,9 +325,8 @@ class GeneratorTask(Task):
         device = "cuda" if torch.cuda.is_available() else "cpu"
         return torch.autocast(device, dtype=torch.bfloat16, enabled=self.config.bf16)
 
-    def _generator_terms(
-        self, batch: dict[str, Tensor], fakes: Tensor, warped: Tensor, judge: _Judge
-    ) -> dict[str, Tensor]:
+    def _generator_terms(self, batch: dict[str, Tensor], fakes: Tensor, warped: Tensor,
+                         judge: _Judge, residual: Tensor | None = None) -> dict[str, Tensor]:  # fmt: skip
         """G's loss terms, unweighted (see :class:`GeneratorLossWeights`)."""
         target, kp = batch["target_image"], batch["target_keypoints"]
         b = target.shape[0]
@@ -337,6 +346,8 @@ class GeneratorTask(Task):
             terms["identity"] = self.identity(out, batch["source_image"])
         if self.config.loss.l1 > 0:
             terms["l1"] = (out - target).abs().mean()
+        if residual is not None and self.config.loss.flow_residual > 0:
+            terms["flow_residual"] = residual.float().abs().mean()
         if "redirect_sketch" in batch:
             terms["redirect_gaze"] = self.eyes.gaze_towards(
                 judged[b:], kp, batch["redirect_gaze"], batch["target_eyes_open"]
@@ -363,7 +374,8 @@ class GeneratorTask(Task):
         return data, pairs
 
     def validate(self, model: nn.Module, step: int) -> dict[str, float]:
-        """L1 and PSNR of G's output (and L1 of the warped source) against the target, and
+        """L1 and PSNR of G's output (and L1 of the warped source, and for a G v2 of the
+        source warped by the mesh prior alone, ``prior_l1``) against the target, and
         the gaze angle between them as E_gaze reads it (``gaze_deg``), on fixed held-out
         pairs; a picture of them (source, target sketch, warped, output,
         target per row) goes to ``RUN/val/step_NNNNNNNN.png``."""
@@ -371,7 +383,7 @@ class GeneratorTask(Task):
         data, pairs = self.validation_pairs()
         device = next(model.parameters()).device
         self.eyes.to(device)
-        l1, psnr, warped_l1, gaze, tiles = [], [], [], [], []
+        l1, psnr, warped_l1, prior_l1, gaze, tiles = [], [], [], [], [], []
         for target, sources in pairs:
             item = {k: v[None].to(device) for k, v in data.item(target, sources, None).items()}
             out = model.generator(item["source_image"], item["source_sketch"],
@@ -380,6 +392,9 @@ class GeneratorTask(Task):
             l1.append(float(diff.abs().mean()))
             psnr.append(float(-10 * torch.log10(diff.pow(2).mean().clamp_min(1e-10))))
             warped_l1.append(float(((out.warped.image - item["target_image"]) / 2).abs().mean()))
+            if "source_prior" in item:  # the geometry alone: the first source by its prior
+                alone = warp(item["source_image"][:, 0], item["source_prior"][:, 0])
+                prior_l1.append(float(((alone - item["target_image"]) / 2).abs().mean()))
             eyes = self.eyes(out.image, item["target_image"], item["target_keypoints"])
             gaze.append(float(eyes["gaze"]))
             row = (item["source_image"][0, 0], item["target_sketch"][0], out.warped.image[0],
@@ -387,6 +402,9 @@ class GeneratorTask(Task):
             tiles += [to_image(t) for t in row]
         if self.run_dir is not None:
             _write_png(self.run_dir / "val" / f"step_{step:08d}.png", grid(tiles, columns=5))
-        return {"l1": float(np.mean(l1)), "psnr": float(np.mean(psnr)),
-                "warped_l1": float(np.mean(warped_l1)), "gaze_deg": float(np.mean(gaze)),
-                "pairs": len(pairs)}  # fmt: skip
+        figures = {"l1": float(np.mean(l1)), "psnr": float(np.mean(psnr)),
+                   "warped_l1": float(np.mean(warped_l1)), "gaze_deg": float(np.mean(gaze)),
+                   "pairs": len(pairs)}  # fmt: skip
+        if prior_l1:
+            figures["prior_l1"] = float(np.mean(prior_l1))
+        return figures
