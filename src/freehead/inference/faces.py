@@ -23,12 +23,19 @@ from freehead.inference.networks import FaceNetworks
 from freehead.inference.smoothing import OneEuroFilter, SmoothingConfig
 from freehead.perception.crop import CropConfig, boxes_from_pose, crop_image
 from freehead.perception.shape import MeanShape, fit_head_pose
-from freehead.perception.tracker import FaceTracker, search_windows
+from freehead.perception.tracker import (
+    Detection,
+    FaceDetector,
+    FaceTracker,
+    find_faces,
+    mesh_in_box,
+)
 
 log = logging.getLogger(__name__)
 
 MAX_FACES = 4
-"""Faces told apart in a source image or a driving video's first frame."""
+"""At most this many faces are followed by a video's tracker (every face of a still or of
+a video's first frame is found, with the full-range detector)."""
 
 
 @dataclass(frozen=True)
@@ -56,8 +63,9 @@ class FaceReader:
 
     ``video``: consecutive frames of one video (tracking; causal smoothing of the crop box
     at ``fps`` with ``smoothing``); otherwise every image on its own. ``face_index``:
-    which face when there are several, 0 = the largest (by landmark extent); in a video
-    the face chosen in the first frame with a face is followed by position.
+    which face when there are several, 0 = the largest (by landmark extent; the full-range
+    detector finds faces of 64 px in a group photo); in a video the face chosen in the
+    first frame with a face is followed by position.
     """
 
     def __init__(
@@ -80,31 +88,33 @@ class FaceReader:
         self.mean_shape = MeanShape.default()
         self.crop_config = CropConfig()
         self._max_faces = max(max_faces, face_index + 1)
-        self._tracker: FaceTracker | None = None
+        self._tracker: FaceTracker | None = None  # a video's, once it has chosen its face
+        self._still: FaceTracker | None = None  # stills, and a video until its first face
+        self._detector: FaceDetector | None = None
+        self._first_count = 1
         self._box_filter = OneEuroFilter(fps, smoothing or SmoothingConfig()) if video else None
         self._box_unit: float | None = None
-        self._previous_centre: np.ndarray | None = None
+        self._previous: np.ndarray | None = None
         self._warned_faces = False
         self.last_count = 0
         """Faces found in the last frame read."""
+        self.last_faces: tuple[np.ndarray, ...] = ()
+        """Every face of the last image searched whole (``(478, 3)`` each, largest first)."""
 
     # ------------------------------------------------------------------ tracking
-    def _ensure_tracker(self, frame: np.ndarray) -> FaceTracker:
-        if self._tracker is None:
-            faces = self._max_faces
-            if self.video and self.face_index == 0:
-                # A video tracker with room for more faces than it follows runs the face
-                # detector on every frame; look at the first frame to size it.
-                with FaceTracker(video=False, max_faces=self._max_faces) as probe:
-                    faces = max(1, probe(frame).num_faces)
-            self._tracker = FaceTracker(video=self.video, max_faces=faces)
-        return self._tracker
+    def _still_tracker(self) -> FaceTracker:
+        if self._still is None:
+            self._still = FaceTracker(video=False, max_faces=self._max_faces)
+            self._detector = FaceDetector()
+        return self._still
+
+    def _find(self, frame: np.ndarray) -> Detection:
+        """Every face of ``frame``, largest first (:func:`find_faces`)."""
+        tracker = self._still_tracker()
+        assert self._detector is not None
+        return find_faces(tracker, self._detector, frame)
 
     def _choose(self, faces: tuple[np.ndarray, ...]) -> np.ndarray | None:
-        if self._previous_centre is not None and self.video:
-            centres = [f[:, :2].mean(0) for f in faces]
-            dist = [float(np.linalg.norm(c - self._previous_centre)) for c in centres]
-            return faces[int(np.argmin(dist))]
         if self.face_index >= len(faces):
             return None
         if len(faces) > 1 and not self._warned_faces:
@@ -116,19 +126,37 @@ class FaceReader:
             self._warned_faces = True
         return faces[self.face_index]
 
+    def _follow(self, frame: np.ndarray) -> tuple[np.ndarray | None, int]:
+        """A video's chosen face in a later frame: the video tracker's face nearest where
+        it was, or, when none is within half a face width (a face too small or too far
+        for the tracker's detector), the face mesh of the square around where it was."""
+        assert self._previous is not None
+        if self._tracker is None:
+            self._tracker = FaceTracker(video=True, max_faces=min(self._first_count, MAX_FACES))
+        det = self._tracker(frame)
+        centre, width = self._previous[:, :2].mean(0), float(np.ptp(self._previous[:, 0]))
+        near = [f for f in det.faces if np.linalg.norm(f[:, :2].mean(0) - centre) < width / 2]
+        if near:
+            return near[0], det.num_faces
+        low, high = self._previous[:, :2].min(0), self._previous[:, :2].max(0)
+        box = np.array([*low, *(high - low)])
+        return mesh_in_box(self._still_tracker(), frame, box), max(det.num_faces, 1)
+
     def landmarks(self, frame: np.ndarray) -> tuple[np.ndarray | None, int]:
-        """The chosen face's ``(478, 3)`` landmarks (None: no face) and the face count."""
-        tracker = self._ensure_tracker(frame)
-        det = tracker(frame)
-        if det.landmarks is None and not self.video:
-            det = search_windows(tracker, frame)
-        self.last_count = det.num_faces
-        if det.landmarks is None:
-            return None, 0
-        chosen = self._choose(det.faces or (det.landmarks,))
+        """The chosen face's ``(478, 3)`` landmarks (None: no face) and the face count.
+        A still, and a video until its first face, are searched whole (every face, with
+        the full-range detector); a video then follows the face it chose."""
+        if self.video and self._previous is not None:
+            chosen, count = self._follow(frame)
+        else:
+            det = self._find(frame)
+            self.last_faces = det.faces
+            chosen, count = self._choose(det.faces), det.num_faces
+            self._first_count = max(count, 1)
+        self.last_count = count
         if chosen is not None:
-            self._previous_centre = chosen[:, :2].mean(0)
-        return chosen, det.num_faces
+            self._previous = chosen
+        return chosen, count
 
     def box(self, landmarks: np.ndarray) -> np.ndarray:
         """The crop box of a face, ``(3,)``, smoothed over time in a video."""
@@ -156,15 +184,25 @@ class FaceReader:
         return FaceReading(box, crop, read.keypoints, read.canonical, read.motion, count, mesh)
 
     def close(self) -> None:
-        if self._tracker is not None:
-            self._tracker.close()
-            self._tracker = None
+        for part in (self._tracker, self._still, self._detector):
+            if part is not None:
+                part.close()
+        self._tracker = self._still = self._detector = None
 
     def __enter__(self) -> FaceReader:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def describe_faces(faces: tuple[np.ndarray, ...], separator: str = "; ") -> str:
+    """The faces ``(478, 3)`` each, largest first, as ``--face-index`` numbers them: "0: 120
+    px wide at (412, 230); 1: ..." (the landmarks' width and centre in image pixels)."""
+    return separator.join(
+        f"{i}: {np.ptp(f[:, 0]):.0f} px wide at ({f[:, 0].mean():.0f}, {f[:, 1].mean():.0f})"
+        for i, f in enumerate(faces)
+    )
 
 
 def crop_landmarks(landmarks: np.ndarray, box: np.ndarray, size: int) -> np.ndarray:

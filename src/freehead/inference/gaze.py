@@ -77,6 +77,19 @@ class GazeControl:
         return cls(mode="path", path=table[np.argsort(table[:, 0], kind="stable")])
 
     @classmethod
+    def requested_by(cls, pitch: float | None = None, yaw: float | None = None,
+                     path: str | Path | None = None) -> GazeControl:  # fmt: skip
+        """What ``freehead gaze`` asks for: ``pitch`` and/or ``yaw`` degrees (the other
+        0), or a CSV ``path`` of rows (frame, pitch, yaw); one of the two ways, not both."""
+        if path is not None:
+            if pitch is not None or yaw is not None:
+                raise FreeheadError("give either --pitch/--yaw or --path, not both")
+            return cls.along(read_gaze_path(Path(path)))
+        if pitch is None and yaw is None:
+            raise FreeheadError("give --pitch and/or --yaw (degrees), or --path CSV")
+        return cls.fixed(pitch or 0.0, yaw or 0.0)
+
+    @classmethod
     def parse(cls, text: str) -> GazeControl:
         """``transfer``, ``camera``, ``PITCH,YAW`` (degrees) or a CSV file of
         ``frame,pitch,yaw`` rows (a header line is allowed)."""

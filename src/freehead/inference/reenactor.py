@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from freehead.errors import FreeheadError
-from freehead.inference.faces import CropReader, FaceReader, FaceReading
+from freehead.inference.faces import CropReader, FaceReader, FaceReading, describe_faces
 from freehead.inference.gaze import GazeControl
 from freehead.inference.masks import eye_mask, face_mask
 from freehead.inference.mesh_motion import MeshPrior, MeshSource
@@ -151,9 +151,10 @@ class _FrameInputs:
     prior: np.ndarray | None
 
 
-def _no_face(name: str, count: int, face_index: int) -> FreeheadError:
-    if count:
-        return FreeheadError(f"{name} has {count} face(s); face index {face_index} is out of range")
+def _no_face(name: str, faces: tuple[np.ndarray, ...], face_index: int) -> FreeheadError:
+    if faces:
+        return FreeheadError(f"{name} has {len(faces)} face(s), so face index {face_index} is "
+                             f"out of range: {describe_faces(faces)}")  # fmt: skip
     return FreeheadError(f"no face found in {name}")
 
 
@@ -198,7 +199,7 @@ class Reenactor:
         with self._reader(False, face_index, name=name, crops=crops) as reader:
             reading = reader(image)
         if reading is None:
-            raise _no_face(name, reader.last_count, face_index)
+            raise _no_face(name, getattr(reader, "last_faces", ()), face_index)
         return reading
 
     def prepare_source(self, images, face_index: int = 0, names: list[str] | None = None,

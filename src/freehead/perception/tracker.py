@@ -109,9 +109,115 @@ def search_windows(tracker: FaceTracker, image: np.ndarray) -> Detection:
                 det = tracker(np.ascontiguousarray(image[y : y + s, x : x + s]))
                 for face in det.faces:
                     found.append(face + np.array([x, y, 0], np.float32))
-    found.sort(key=lambda f: -float(np.prod(np.ptp(f[:, :2], axis=0))))
+    return _distinct(found)
+
+
+MIN_FACE_BOX = 40
+"""Detector boxes narrower than this (pixels) are dropped: a face 64 px across its
+landmarks has a detector box of about 50, and smaller boxes are mostly false alarms."""
+ROI_SCALE = 2.5
+"""The face mesh reads a square this many detector boxes wide around each face."""
+
+
+class FaceDetector:
+    """mediapipe's full-range face detector (BlazeFace for faces up to about 5 m away,
+    shipped in the wheel), run over the whole image and over overlapping square windows
+    (the image's shorter side and half of it, at half-window steps), so that faces of
+    64 px in a wide or large photo are found as well as the face mesh's own short-range
+    detector finds a selfie's. Call it on an ``(H, W, 3)`` uint8 RGB image for the boxes
+    ``(N, 5)``: x, y, width, height (pixels) and score, best score first; a face seen in
+    several windows counts once."""
+
+    def __init__(self, min_confidence: float = 0.5):
+        with quiet_native_stderr():
+            import mediapipe as mp
+
+            self._detector = mp.solutions.face_detection.FaceDetection(
+                model_selection=1, min_detection_confidence=min_confidence
+            )
+            self._detector.process(np.zeros((64, 64, 3), np.uint8))
+
+    def _detect(self, rgb: np.ndarray, x: int, y: int) -> list[tuple[float, ...]]:
+        h, w = rgb.shape[:2]
+        result = self._detector.process(np.ascontiguousarray(rgb))
+        boxes = []
+        for d in result.detections or []:
+            b = d.location_data.relative_bounding_box
+            boxes.append((b.xmin * w + x, b.ymin * h + y, b.width * w, b.height * h,
+                          float(d.score[0])))  # fmt: skip
+        return boxes
+
+    def __call__(self, rgb: np.ndarray) -> np.ndarray:
+        h, w = rgb.shape[:2]
+        side = min(h, w)
+        found = self._detect(rgb, 0, 0)
+        for s in (side, side // 2) if side >= 256 else (side,):
+            for y in sorted({*range(0, h - s + 1, s // 2), h - s}):
+                for x in sorted({*range(0, w - s + 1, s // 2), w - s}):
+                    found += self._detect(rgb[y : y + s, x : x + s], x, y)
+        found.sort(key=lambda b: -b[4])
+        kept: list[tuple[float, ...]] = []
+        for b in found:
+            if b[2] < MIN_FACE_BOX:
+                continue
+            centre = np.array([b[0] + b[2] / 2, b[1] + b[3] / 2])
+            if all(np.linalg.norm(centre - (k[0] + k[2] / 2, k[1] + k[3] / 2)) > max(b[2], k[2]) / 2
+                   for k in kept):  # fmt: skip
+                kept.append(b)
+        return np.array(kept, np.float64).reshape(-1, 5)
+
+    def close(self) -> None:
+        self._detector.close()
+
+    def __enter__(self) -> FaceDetector:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def mesh_in_box(tracker: FaceTracker, image: np.ndarray, box: np.ndarray) -> np.ndarray | None:
+    """The face mesh ``(478, 3)`` (image pixels) of the face in ``box`` (x, y, width,
+    height), read by ``tracker`` (a still-image one) from the square :data:`ROI_SCALE`
+    boxes wide around it; of several faces there, the one nearest the box's centre; None
+    when the mesh finds none."""
+    h, w = image.shape[:2]
+    cx, cy = box[0] + box[2] / 2, box[1] + box[3] / 2
+    half = ROI_SCALE * max(box[2], box[3]) / 2
+    x0, y0 = int(max(0, cx - half)), int(max(0, cy - half))
+    x1, y1 = int(min(w, cx + half)), int(min(h, cy + half))
+    if x1 - x0 < 8 or y1 - y0 < 8:
+        return None
+    det = tracker(np.ascontiguousarray(image[y0:y1, x0:x1]))
+    if not det.faces:
+        return None
+    faces = [f + np.array([x0, y0, 0], np.float32) for f in det.faces]
+    return min(faces, key=lambda f: float(np.linalg.norm(f[:, :2].mean(0) - (cx, cy))))
+
+
+def find_faces(tracker: FaceTracker, detector: FaceDetector, image: np.ndarray) -> Detection:
+    """Every face of a still image, **largest first** (by the area of the landmarks'
+    extent), as ``--face-index`` counts: the faces the face mesh finds in the whole image,
+    and the mesh (:func:`mesh_in_box`) of each box of the full-range detector that none of
+    them covers. ``tracker``: a still-image tracker. ``(H, W, 3)`` uint8 RGB."""
+    whole = list(tracker(image).faces)
+    found = []
+    for box in detector(image):
+        centre = box[:2] + box[2:4] / 2
+        if any(np.linalg.norm(f[:, :2].mean(0) - centre) < np.ptp(f[:, 0]) / 2 for f in whole):
+            continue  # the whole image's mesh has it already
+        mesh = mesh_in_box(tracker, image, box)
+        if mesh is not None:
+            found.append(mesh)
+    return _distinct(whole + found)
+
+
+def _distinct(candidates: list[np.ndarray]) -> Detection:
+    """Faces ``(478, 3)`` largest first, dropping any whose centre lies within half its
+    own width of a larger one's centre (the same face found twice)."""
+    candidates = sorted(candidates, key=lambda f: -float(np.prod(np.ptp(f[:, :2], axis=0))))
     faces: list[np.ndarray] = []
-    for f in found:
+    for f in candidates:
         centre, width = f[:, :2].mean(0), float(np.ptp(f[:, 0]))
         if all(np.linalg.norm(centre - g[:, :2].mean(0)) > width / 2 for g in faces):
             faces.append(f)
