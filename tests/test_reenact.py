@@ -345,13 +345,34 @@ def test_driving_video_without_a_face(images, samples, tmp_path):
 
 
 def test_truncated_driving_video(driving, samples, tmp_path):
+    # the index at the end (ffmpeg's default): cut in half, nothing is readable
     data = driving.read_bytes()
     cut = tmp_path / "cut.mp4"
     cut.write_bytes(data[: len(data) // 2])
-    proc = run("reenact", "--source", str(samples / "portraits/astronaut.png"), "--driving",
-               str(cut), "--out", str(tmp_path / "o.mp4"))  # fmt: skip
-    assert_one_line_error(proc)
-    assert "readable video" in proc.stderr or "truncated" in proc.stderr
+    source = str(samples / "portraits/astronaut.png")
+    proc = run(
+        "reenact", "--source", source, "--driving", str(cut), "--out", str(tmp_path / "o.mp4")
+    )
+    assert_one_line_error(proc, "not a readable video")
+    assert not (tmp_path / "o.mp4").exists()
+    # the index at the front (as streamed files are): what is readable is used, and said
+    front = tmp_path / "front.mp4"
+    subprocess.run([ffmpeg_exe(), "-loglevel", "error", "-i", str(driving), "-c", "copy",
+                    "-movflags", "+faststart", str(front)], check=True)  # fmt: skip
+    data = front.read_bytes()
+    (tmp_path / "cut_front.mp4").write_bytes(data[: int(len(data) * 0.75)])
+    out = tmp_path / "used.mp4"
+    proc = run("reenact", "--source", source, "--driving", str(tmp_path / "cut_front.mp4"),
+               "--out", str(out))  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "truncated or corrupt" in proc.stderr and "readable frame(s)" in proc.stderr
+    used = int(proc.stderr.split("used the ")[1].split()[0])
+    assert 1 <= used < 8
+    assert open_frames(out).num_frames == used
+    assert has_audio(out)  # cut to the frames used
+    probe = subprocess.run([ffmpeg_exe(), "-i", str(out)], capture_output=True, text=True)
+    clock = probe.stderr.split("Duration: ")[1].split(",")[0].split(":")
+    assert float(clock[2]) <= used / 24.0 + 0.1
 
 
 def test_existing_output_is_kept_without_overwrite(samples, driving, tmp_path):

@@ -6,6 +6,7 @@ length of the video. Grayscale, RGBA and 16-bit images are converted.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,6 +19,8 @@ import numpy as np
 
 from freehead.errors import FreeheadError
 from freehead.io_utils import quiet_native_stderr
+
+log = logging.getLogger(__name__)
 
 VIDEO_EXTENSIONS = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"})
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
@@ -86,8 +89,9 @@ class FrameSource:
 
     def frames(self, limit: int | None = None, start: int = 0) -> Iterator[np.ndarray]:
         """Yield up to ``limit`` frames from frame ``start`` (a video is decoded from its
-        beginning, so frame numbers are exact). A video that ends early — fewer frames
-        than its container announces — raises FreeheadError as truncated or corrupt."""
+        beginning, so frame numbers are exact). A video that ends early (fewer frames than
+        its container announces: truncated or corrupt) gives the frames it has, and a
+        warning says how many."""
         if self.kind == "video":
             yield from self._video_frames(limit, start)
         else:
@@ -110,11 +114,11 @@ class FrameSource:
                 n += 1
                 if n > start:
                     yield rgb8_from_opencv(frame)
-            # Containers may announce a frame or two more than they hold; more is damage.
+            # Containers may announce a frame or two more than they hold; more is damage,
+            # and what was readable is used, as players use it.
             if wanted - n > max(2, wanted // 100):
-                raise FreeheadError(
-                    f"{self.path} is truncated or corrupt: it ends at frame {n} of {wanted}"
-                )
+                log.warning("%s is truncated or corrupt: it ends at frame %d of %d; used the "
+                            "%d readable frame(s)", self.path, n, wanted, max(n - start, 0))  # fmt: skip
         finally:
             cap.release()
 
