@@ -4,7 +4,10 @@ split, and the two portraits)."""
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,20 +50,35 @@ def export_onnx(out: str | Path, models: str | Path | None = None,
                 generator: str | Path | None = None, samples: str | Path = "data/samples",
                 threads: int = 2, overwrite: bool = False) -> ExportReport:  # fmt: skip
     """Export the networks of a model folder (None: shipped; ``generator`` overrides G's
-    file) into ``out`` and check them; ``overwrite`` replaces an earlier export."""
+    file) into ``out`` and check them; ``overwrite`` replaces an earlier export. The
+    export is made and checked in a hidden folder inside ``out`` and moved in when whole,
+    its manifest last, so an interrupted export is never taken for a finished one and
+    other files in ``out`` are left alone."""
     from freehead.inference.export import export_models, write_check
     from freehead.inference.networks import FaceNetworks
 
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise FreeheadError(f"{out} is a file; --out is the folder to export into")
     if (out / "manifest.json").exists() and not overwrite:
         raise FreeheadError(f"{out} already holds an export; pass --overwrite to replace it")
-    networks = FaceNetworks.load(models, generator=generator, precision="float32")  # the graphs'
-    manifest = export_models(networks, out)
-    onnx = FaceNetworks.load(models, generator=generator, runtime="onnx", onnx_dir=out,
-                             threads=threads)  # fmt: skip
-    frames = check_frames(Path(samples))
-    diffs = check_graphs(networks, onnx, frames)
-    write_check(out, diffs, len(frames))
+    out.mkdir(parents=True, exist_ok=True)
+    for stale in out.glob(".export-*"):  # what an interrupted export left
+        shutil.rmtree(stale, ignore_errors=True)
+    with tempfile.TemporaryDirectory(prefix=".export-", dir=out) as tmp:
+        work = Path(tmp)
+        networks = FaceNetworks.load(models, generator=generator, precision="float32")
+        manifest = export_models(networks, work)
+        onnx = FaceNetworks.load(models, generator=generator, runtime="onnx", onnx_dir=work,
+                                 threads=threads)  # fmt: skip
+        frames = check_frames(Path(samples))
+        diffs = check_graphs(networks, onnx, frames)
+        write_check(work, diffs, len(frames))
+        # checked: move it in, the manifest last (an export without one is not finished)
+        (out / "manifest.json").unlink(missing_ok=True)
+        for name in manifest["graphs"]:
+            os.replace(work / name, out / name)
+        os.replace(work / "manifest.json", out / "manifest.json")
     return ExportReport(str(out), manifest["graphs"], manifest["opset"], len(frames), diffs)
 
 

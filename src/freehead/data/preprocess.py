@@ -295,7 +295,9 @@ def _write_clips(
     for (start, _), _labels in pending:
         final = dataset.clip_dir(clip_name(source, start, options))
         tmp = final.parent / f".{final.name}.tmp-{os.getpid()}"
-        shutil.rmtree(tmp, ignore_errors=True)
+        if final.parent.is_dir():  # this clip's unfinished folders of killed runs, and ours
+            for stale in final.parent.glob(f".{final.name}.tmp-*"):
+                shutil.rmtree(stale, ignore_errors=True)
         (tmp / "frames").mkdir(parents=True)
         tmp_dirs[start] = tmp
     encode = [cv2.IMWRITE_JPEG_QUALITY, options.jpeg_quality]
