@@ -204,10 +204,17 @@ def _add_app_commands(sub) -> None:
     p.set_defaults(face_index=0)
 
 
+class _Parser(ArgumentParser):
+    """Argument errors in one line, as every other error (usage: ``--help``)."""
+
+    def error(self, message: str):
+        self.exit(2, f"freehead: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> ArgumentParser:
     from freehead import __version__
 
-    parser = ArgumentParser(prog="freehead", description="Talking heads with gaze control.")
+    parser = _Parser(prog="freehead", description="Talking heads with gaze control.")
     parser.add_argument("--version", action="version", version=f"freehead {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="more logging")
     parser.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
@@ -411,7 +418,8 @@ def _cmd_live(args: Namespace) -> int:
     from freehead.inference.reenactor import ReenactOptions
     from freehead.media import read_image
 
-    out = check_output(args.out, VIDEO_OUTPUTS, args.overwrite) if args.out else None
+    given = [*args.source, *([args.driving] if args.driving else [])]
+    out = check_output(args.out, VIDEO_OUTPUTS, args.overwrite, given) if args.out else None
     live = LiveOptions(args.camera, args.driving, args.realtime, args.display,
                        args.virtual_camera, out, args.max_frames)  # fmt: skip
     options = ReenactOptions(relative=args.relative, gaze=args.gaze, paste_back=args.paste_back,

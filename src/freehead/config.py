@@ -75,6 +75,9 @@ def config_from_dict(cls: type[C], data: Any, where: str = "config", base: C | N
         kwargs = {}
         for k, v in data.items():
             if dataclasses.is_dataclass(hints[k]):
+                if v is None:  # "train:" with nothing under it: most likely a slip
+                    raise FreeheadError(f"{where}.{k} is empty; give its fields, or leave it "
+                                        "out for its defaults")  # fmt: skip
                 kwargs[k] = config_from_dict(hints[k], v, f"{where}.{k}", getattr(start, k))
             else:
                 kwargs[k] = _convert(hints[k], v, f"{where}.{k}")
@@ -90,6 +93,8 @@ def load_config(cls: type[C], path: str | Path) -> C:
         data = yaml.safe_load(path.read_text())
     except OSError as e:
         raise FreeheadError(f"cannot read config {path}: {e.strerror or e}") from e
+    except UnicodeDecodeError:
+        raise FreeheadError(f"{path} is not a text (YAML) file") from None
     except yaml.YAMLError as e:
         raise FreeheadError(f"{path} is not valid YAML: {str(e).splitlines()[0]}") from e
     return config_from_dict(cls, data, where=str(path))

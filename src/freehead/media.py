@@ -143,6 +143,10 @@ def open_frames(path: str | Path) -> FrameSource:
         return FrameSource(path=path, kind="image", fps=25.0, num_frames=1)
     if suffix not in VIDEO_EXTENSIONS:
         raise FreeheadError(f"{path}: unsupported file type {suffix or '(none)'}")
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:  # OpenCV's video reader takes only UTF-8 names
+        raise FreeheadError(f"{path!s}: the video's name is not UTF-8; rename it") from None
     cap = cv2.VideoCapture(str(path))
     try:
         ok = cap.isOpened()

@@ -54,17 +54,31 @@ def export_onnx(out: str | Path, models: str | Path | None = None,
     export is made and checked in a hidden folder inside ``out`` and moved in when whole,
     its manifest last, so an interrupted export is never taken for a finished one and
     other files in ``out`` are left alone."""
-    from freehead.inference.export import export_models, write_check
-    from freehead.inference.networks import FaceNetworks
-
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise FreeheadError(f"{out} is a file; --out is the folder to export into")
     if (out / "manifest.json").exists() and not overwrite:
         raise FreeheadError(f"{out} already holds an export; pass --overwrite to replace it")
-    out.mkdir(parents=True, exist_ok=True)
+    created = not out.exists()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise FreeheadError(f"cannot make the folder {out}: {e.strerror or e}") from None
     for stale in out.glob(".export-*"):  # what an interrupted export left
         shutil.rmtree(stale, ignore_errors=True)
+    try:
+        return _export_checked(out, models, generator, samples, threads)
+    except BaseException:
+        if created:  # a failed export leaves no folder behind
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+
+
+def _export_checked(out: Path, models, generator, samples, threads: int) -> ExportReport:
+    """:func:`export_onnx`'s work: export and check in a hidden folder, then move in."""
+    from freehead.inference.export import export_models, write_check
+    from freehead.inference.networks import FaceNetworks
+
     with tempfile.TemporaryDirectory(prefix=".export-", dir=out) as tmp:
         work = Path(tmp)
         networks = FaceNetworks.load(models, generator=generator, precision="float32")

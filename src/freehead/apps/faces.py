@@ -56,7 +56,7 @@ def draw_faces(image: np.ndarray, faces: tuple[np.ndarray, ...]) -> np.ndarray:
 def show_faces(path: str | Path, out: str | Path | None = None,
                overwrite: bool = False) -> FacesReport:  # fmt: skip
     """Find every face of the image at ``path``; with ``out``, draw them there."""
-    target = check_output(out, IMAGE_EXTENSIONS, overwrite) if out is not None else None
+    target = check_output(out, IMAGE_EXTENSIONS, overwrite, [path]) if out is not None else None
     image = read_image(path)
     faces = faces_in(image)
     if not faces:

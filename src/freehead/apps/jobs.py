@@ -74,7 +74,8 @@ def reenact_file(
     """Reenact source image(s) with a driving video (or image); write a video (or image)."""
     driver = open_frames(driving)
     single = driver.kind == "image"
-    out = check_output(out, IMAGE_OUTPUTS if single else VIDEO_OUTPUTS, overwrite)
+    out = check_output(out, IMAGE_OUTPUTS if single else VIDEO_OUTPUTS, overwrite,
+                       [*sources, driving])  # fmt: skip
     source_images = [_read_source(Path(p)) for p in sources]
     src = reenactor.prepare_source(source_images, source_face_index, [str(p) for p in sources])
     if single:
@@ -110,14 +111,14 @@ def gaze_file(
     """Turn the eyes of an image or a video (eye contact: ``GazeControl.camera()``)."""
     media = open_frames(path)
     if media.kind == "image":
-        out = check_output(out, IMAGE_OUTPUTS, overwrite)
+        out = check_output(out, IMAGE_OUTPUTS, overwrite, [path])
         if control.mode == "path":
             raise FreeheadError("a gaze path (.csv) needs a video, not an image")
         image = reenactor.look(read_image(path), control, face_index, name=str(path))
         assert isinstance(image, np.ndarray)
         write_image(out, image)
         return JobResult(str(out), 1)
-    out = check_output(out, VIDEO_OUTPUTS, overwrite)
+    out = check_output(out, VIDEO_OUTPUTS, overwrite, [path])
     frames = _frames(media, start, max_frames, progress, "gaze")
     results = reenactor.look(frames, control, face_index, media.fps)
     audio = Path(path) if media.kind == "video" else None
@@ -136,7 +137,7 @@ def freeview_file(
 ) -> JobResult:
     """A free-view sweep of one image: a grid (rows = pitch, columns = yaw) as an image,
     or, for a video output, the head turning through the yaws and pitches (a loop)."""
-    out = check_output(out, IMAGE_OUTPUTS | VIDEO_OUTPUTS, overwrite)
+    out = check_output(out, IMAGE_OUTPUTS | VIDEO_OUTPUTS, overwrite, [path])
     source = reenactor.prepare_source(read_image(path), names=[str(path)])
     if out.suffix.lower() in IMAGE_OUTPUTS:
         grid = freeview_grid(reenactor, source, yaws, pitches)

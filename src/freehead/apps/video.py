@@ -12,7 +12,7 @@ import logging
 import os
 import re
 import subprocess
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import cv2
@@ -42,14 +42,26 @@ def ffmpeg_exe() -> str:
         return exe
 
 
-def check_output(path: str | Path, kinds: frozenset[str], overwrite: bool) -> Path:
-    """Refuse an output path of the wrong type, or one that exists without ``overwrite``."""
+def check_output(path: str | Path, kinds: frozenset[str], overwrite: bool,
+                 inputs: Sequence[str | Path] = ()) -> Path:  # fmt: skip
+    """Refuse an output path of the wrong type, one that exists without ``overwrite``, and
+    one that names any of ``inputs`` (the input would be lost)."""
     path = Path(path)
+    for given in map(Path, inputs):
+        if path.resolve() == given.resolve() or (
+            path.exists() and given.exists() and os.path.samefile(path, given)
+        ):
+            raise FreeheadError(f"{path} is also an input; write the output elsewhere")
     if path.suffix.lower() not in kinds:
         allowed = ", ".join(sorted(kinds))
         raise FreeheadError(f"{path.name}: the output must be one of {allowed}")
     if path.is_dir():
         raise FreeheadError(f"{path} is a folder, not a file")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise FreeheadError(f"{parent} is a file, so {path} cannot be written")
+            break
     if path.exists() and not overwrite:
         raise FreeheadError(f"{path} exists; pass --overwrite to replace it")
     return path
@@ -61,8 +73,11 @@ def write_image(path: str | Path, image: np.ndarray) -> None:
     if path.suffix.lower() not in IMAGE_EXTENSIONS:
         raise FreeheadError(f"{path.name}: not an image file type")
     with atomic_path(path, suffix=path.suffix) as tmp:
-        if not cv2.imwrite(str(tmp), cv2.cvtColor(image, cv2.COLOR_RGB2BGR)):
+        # encoded here and written by Python: OpenCV's own writer takes only UTF-8 names
+        ok, data = cv2.imencode(path.suffix.lower(), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+        if not ok:
             raise FreeheadError(f"could not write {path}")
+        tmp.write_bytes(data.tobytes())
 
 
 def has_audio(path: str | Path) -> bool:
@@ -122,7 +137,9 @@ class VideoWriter:
         if self._proc is None:
             self._start(w, h)
         elif self._size != (w, h):
-            raise ValueError(f"frame size {w}x{h} differs from the video's {self._size}")
+            raise FreeheadError(f"a frame is {w}x{h} where the video's first were "
+                                f"{self._size[0]}x{self._size[1]}: a video's frames must "
+                                "share one size")  # fmt: skip
         assert self._proc is not None and self._proc.stdin is not None
         try:
             self._proc.stdin.write(np.ascontiguousarray(frame).tobytes())

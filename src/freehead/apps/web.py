@@ -49,6 +49,8 @@ def check_upload(path: str | Path | None, what: str, kind: str, max_mb: float) -
     if path is None:
         raise FreeheadError(f"upload a {what} first")
     path = Path(path)
+    if not path.is_file():
+        raise FreeheadError(f"the {what} upload is missing; upload it again")
     if path_like(path.name):
         raise FreeheadError(f"the file name {path.name!r} has path parts; rename the file")
     size_mb = path.stat().st_size / 1e6
@@ -133,12 +135,18 @@ class PageJobs:
         from freehead.inference.reenactor import ReenactOptions
 
         gaze = {"transfer": GazeControl.transfer, "camera": GazeControl.camera}.get(
-            gaze_mode, lambda: GazeControl.fixed(float(pitch), float(yaw))
+            gaze_mode, lambda: GazeControl.fixed(pitch, yaw)
         )()
-        pose = (float(head_yaw), float(head_pitch), float(head_roll)) if fix_pose else (None,) * 3
+        try:
+            pose = (
+                (float(head_yaw), float(head_pitch), float(head_roll)) if fix_pose else (None,) * 3
+            )
+            smooth = float(smooth)
+        except (TypeError, ValueError):
+            raise FreeheadError("the head angles and smoothing must be numbers") from None
         return ReenactOptions(
             relative=motion == "relative", gaze=gaze, yaw=pose[0], pitch=pose[1], roll=pose[2],
-            paste_back="source" if paste else None, smoothing=float(smooth),
+            paste_back="source" if paste else None, smoothing=smooth,
         ).checked()  # fmt: skip
 
     def reenact(self, portrait, driving, *controls, progress=None):
@@ -167,7 +175,7 @@ class PageJobs:
         if image is None:
             return None
         try:
-            return self.reenactor.redirect_gaze(np.asarray(image), float(pitch), float(yaw))
+            return self.reenactor.redirect_gaze(np.asarray(image), pitch, yaw)
         except FreeheadError as e:
             raise self.gr.Error(str(e)) from None
 

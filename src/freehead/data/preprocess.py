@@ -366,9 +366,13 @@ def preprocess(
         raise FreeheadError("no videos, frame folders or images found in the inputs")
     i, n = shard
     sources = sources[i::n]
+    created = not dataset.root.exists()
     dataset.create_or_check(settings, mean_shape)
     results, wall = _process_sources(sources, dataset, mean_shape, options, workers, show_progress)
-    return _summarise(dataset, results, options, wall, workers)
+    summary = _summarise(dataset, results, options, wall, workers)
+    if created and not summary.clips:  # nothing made: no empty dataset left behind
+        shutil.rmtree(dataset.root, ignore_errors=True)
+    return summary
 
 
 def _mean_shape(dataset: Dataset, path: str | None) -> MeanShape:

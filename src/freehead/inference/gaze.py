@@ -62,7 +62,10 @@ class GazeControl:
     @classmethod
     def fixed(cls, pitch: float, yaw: float) -> GazeControl:
         """Eyes at camera-frame (pitch, yaw) degrees (up and the person's right > 0)."""
-        pitch, yaw = float(pitch), float(yaw)
+        try:
+            pitch, yaw = float(pitch), float(yaw)
+        except (TypeError, ValueError):
+            raise FreeheadError(f"gaze angles must be numbers, not {pitch!r} and {yaw!r}") from None
         check_gaze_angles(pitch, yaw)
         return cls(mode="fixed", angles=(pitch, yaw))
 
@@ -134,7 +137,8 @@ class GazeControl:
 
 
 def read_gaze_path(path: Path) -> np.ndarray:
-    """A gaze path file: rows ``frame,pitch,yaw`` -> ``(N, 3)`` (unsorted, unchecked)."""
+    """A gaze path file: rows of exactly ``frame,pitch,yaw`` -> ``(N, 3)`` (unsorted,
+    unchecked)."""
     if not path.is_file():
         raise FreeheadError(f"no such gaze path file: {path}")
     rows = []
@@ -144,7 +148,7 @@ def read_gaze_path(path: Path) -> np.ndarray:
                 if not row or row[0].lstrip().startswith("#"):
                     continue
                 try:
-                    rows.append([float(v) for v in row[:3]] if len(row) >= 3 else None)
+                    rows.append([float(v) for v in row] if len(row) == 3 else None)
                 except ValueError:
                     if i == 0:  # a header
                         continue

@@ -44,6 +44,44 @@ log = logging.getLogger(__name__)
 PASTE_BACK = (None, "source", "driver")
 
 
+def _number(value, what: str) -> float:
+    """``value`` as a finite float, or FreeheadError naming ``what``."""
+    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+        raise FreeheadError(f"{what} must be a number, not {type(value).__name__}")
+    if not np.isfinite(value):
+        raise FreeheadError(f"{what} must be a finite number, not {value}")
+    return float(value)
+
+
+def _images(images, what: str) -> list:
+    """``images`` as a list of images (one image, or an iterable of them); FreeheadError
+    for anything else (None, a number, text, a mapping)."""
+    if _is_single_image(images):
+        return [images]
+    if images is None or isinstance(images, str | bytes | dict | int | float):
+        raise FreeheadError(f"{what} must be an image (array or PIL image) or a list of them, "
+                            f"not {type(images).__name__}")  # fmt: skip
+    try:
+        return list(images)
+    except TypeError:
+        raise FreeheadError(
+            f"{what} must be an image or a list of them, not {type(images).__name__}"
+        ) from None
+
+
+def _frames(frames, what: str) -> Iterable:
+    """``frames``, an iterable of video frames (left lazy), or FreeheadError for what
+    cannot be one (None, a number, text, a mapping)."""
+    if (
+        frames is None
+        or isinstance(frames, str | bytes | dict | int | float)
+        or not hasattr(frames, "__iter__")
+    ):
+        raise FreeheadError(f"{what} must be an image or an iterable of frames, not "
+                            f"{type(frames).__name__}")  # fmt: skip
+    return frames
+
+
 def _is_single_image(x) -> bool:
     return (hasattr(x, "convert") and hasattr(x, "mode")) or (
         isinstance(x, np.ndarray) and x.ndim in (2, 3)
@@ -84,18 +122,31 @@ class ReenactOptions:
         return (replace(opts, **fields) if fields else opts).checked()
 
     def checked(self) -> ReenactOptions:
-        gaze = GazeControl.parse(self.gaze) if isinstance(self.gaze, str) else self.gaze
+        """These options with ``gaze`` read, or FreeheadError naming the bad one."""
+        if isinstance(self.gaze, str):
+            gaze = GazeControl.parse(self.gaze)
+        elif isinstance(self.gaze, GazeControl):
+            gaze = self.gaze
+        else:
+            raise FreeheadError(f"gaze must be a GazeControl or text such as 'camera', not "
+                                f"{type(self.gaze).__name__}")  # fmt: skip
         if self.paste_back not in PASTE_BACK:
             raise FreeheadError(
                 f"paste_back must be None, 'source' or 'driver', not {self.paste_back!r}"
             )
-        if self.driver_face_index < 0:
-            raise FreeheadError("the driver's face index must be >= 0")
-        if self.smoothing < 0:
+        for name in ("relative", "crops"):
+            if not isinstance(getattr(self, name), bool | np.bool_):
+                raise FreeheadError(f"{name} must be True or False, not {getattr(self, name)!r}")
+        index = self.driver_face_index
+        if isinstance(index, bool) or not isinstance(index, int | np.integer) or index < 0:
+            raise FreeheadError(
+                f"the driver's face index must be a whole number >= 0, not {index!r}"
+            )
+        if _number(self.smoothing, "smoothing strength") < 0:
             raise FreeheadError("smoothing strength must be >= 0")
         for name in ("yaw", "pitch", "roll"):
             v = getattr(self, name)
-            if v is not None and not (np.isfinite(v) and abs(v) <= 90):
+            if v is not None and abs(_number(v, f"head {name}")) > 90:
                 raise FreeheadError(f"head {name} {v} is out of range (-90 to 90 degrees)")
         return replace(self, gaze=gaze)
 
@@ -209,7 +260,7 @@ class Reenactor:
         when one holds no face."""
         if isinstance(images, PreparedSource):
             return images
-        images = [images] if _is_single_image(images) else list(images)
+        images = _images(images, "the source")
         if not images:
             raise FreeheadError("no source image given")
         names = names or [f"source {i + 1}" for i in range(len(images))]
@@ -254,7 +305,8 @@ class Reenactor:
             (image,) = self.reenact_frames(src, [frame], opts, fps, "the driving image",
                                            reference=reference)  # fmt: skip
             return image
-        return self.reenact_frames(src, driving, opts, fps, reference=reference)
+        return self.reenact_frames(src, _frames(driving, "the driving video"), opts, fps,
+                                   reference=reference)  # fmt: skip
 
     def reenact_frames(self, source: PreparedSource, frames: Iterable, options: ReenactOptions,
                        fps: float = 25.0, name: str = "the driving video",
@@ -394,7 +446,8 @@ class Reenactor:
                       fps: float = 25.0, crops: bool = False) -> np.ndarray | Iterator[np.ndarray]:  # fmt: skip
         """Turn the eyes to (pitch, yaw) degrees in the camera frame; only the eye regions
         change. One image -> one image; frames -> a lazy iterator (frames without a face
-        pass unchanged). ``crops``: the input is an aligned face crop."""
+        pass unchanged; none with a face at all is an error). ``crops``: the input is an
+        aligned face crop."""
         return self.look(image_or_frames, GazeControl.fixed(pitch, yaw), face_index, fps,
                          crops=crops)  # fmt: skip
 
@@ -413,10 +466,11 @@ class Reenactor:
         if _is_single_image(image_or_frames):
             source = self.prepare_source(image_or_frames, face_index, [name], crops)
             return self.edit_eyes(source, control.requested(0))
-        return self._look_frames(image_or_frames, control, face_index, fps, crops)
+        return self._look_frames(_frames(image_or_frames, name), control, face_index, fps, crops)
 
     def _look_frames(self, frames: Iterable, control: GazeControl, face_index: int,
                      fps: float, crops: bool) -> Iterator[np.ndarray]:  # fmt: skip
+        faces, i = 0, -1
         with self._reader(True, face_index, fps, name="the video", crops=crops) as reader:
             for i, frame in enumerate(frames):
                 frame = as_rgb8(frame, f"frame {i}")
@@ -424,8 +478,11 @@ class Reenactor:
                 if reading is None:
                     yield frame
                     continue
+                faces += 1
                 source = self._encode([frame], [reading])
                 yield self.edit_eyes(source, control.requested(i))
+        if faces == 0 and i >= 0:  # frames came, and none had a face: nothing was edited
+            raise FreeheadError("no face found in the video")
 
     # ------------------------------------------------------------------ free view
     def free_view(self, image, yaw: float | None = None, pitch: float | None = None,

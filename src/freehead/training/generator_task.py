@@ -125,8 +125,10 @@ class GeneratorRunConfig:
 
 
 def _write_png(path: Path, image: np.ndarray) -> None:
-    with atomic_path(path, suffix=".png") as tmp:
-        cv2.imwrite(str(tmp), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    ok, data = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    if ok:  # a validation picture: nothing to stop a run for
+        with atomic_path(path, suffix=".png") as tmp:
+            tmp.write_bytes(data.tobytes())
 
 
 class EyeLoss(nn.Module):

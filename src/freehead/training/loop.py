@@ -76,6 +76,21 @@ class TrainConfig:
     threads: int = 0
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        """ValueError (a config error, said with its field) for settings no run can use."""
+        at_least = {"steps": 1, "batch_size": 1, "checkpoint_every": 1, "keep_checkpoints": 1,
+                    "validate_every": 1, "validation_frames": 1, "log_every": 1,
+                    "warmup_steps": 0, "workers": 0, "threads": 0, "seed": 0}  # fmt: skip
+        for name, low in at_least.items():
+            if getattr(self, name) < low:
+                raise ValueError(f"{name} must be at least {low}, not {getattr(self, name)}")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"lr must be a positive number, not {self.lr}")
+        for name in ("weight_decay", "final_lr_fraction", "grad_clip"):  # grad_clip 0: none
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"{name} must be a number >= 0, not {value}")
+
     def lr_at(self, step: int) -> float:
         """Linear warm-up, then a cosine down to ``final_lr_fraction``."""
         if step < self.warmup_steps:
