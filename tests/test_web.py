@@ -208,3 +208,45 @@ def test_the_samples_button(server, browser):
     page.locator("#run").click()
     page.wait_for_selector("#result video[src]", timeout=180000)
     assert "96 frames" in page.locator("#note").inner_text()  # 4 s at 24 fps
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def test_eight_clients_at_once_are_all_answered(server, samples, clip):
+    """8 clients submit at once, three times: every one gets its video (the page runs one
+    job at a time and queues the rest), the server stays up, and its memory levels off
+    (see :func:`freehead.apps.web.limit_malloc_arenas`)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from gradio_client import Client, handle_file
+
+    url, proc = server
+    portrait = str(samples / "portraits/astronaut.png")
+    controls = ("relative", "transfer", 0, 0, False, 0, 0, 0, False, 1.0)
+
+    def submit(_: int):
+        client = Client(url, verbose=False)
+        try:
+            video, note = client.predict(handle_file(portrait), handle_file(str(clip)), *controls,
+                                         api_name="/reenact")  # fmt: skip
+            return Path(video["video"] if isinstance(video, dict) else video), note
+        except Exception as e:  # what a client was told instead of a video
+            return None, str(e)
+
+    assert submit(-1)[0] is not None  # a first job loads what every job uses
+    rss = [_rss_mb(proc.pid)]
+    for _ in range(3):
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(submit, range(8)))
+        rss.append(_rss_mb(proc.pid))
+    failed = [note for video, note in answers if video is None]
+    assert not failed, failed
+    assert all(video.is_file() and video.stat().st_size > 1000 for video, _ in answers)
+    assert all("frames" in note for _, note in answers)
+    assert proc.poll() is None  # still serving
+    assert rss[3] - rss[2] < 50, rss  # a third eight: memory has stopped growing
