@@ -158,3 +158,18 @@ def test_every_fuzz_case(fuzz_cases):
     print("\n" + fc.summary(results))
     assert only or len(results) >= 300
     assert not failures, "\n".join(failures)
+
+
+def test_native_libraries_add_nothing_to_the_one_line(fuzz_cases):
+    """In a real process (native code prints to the stream itself, which the in-process
+    runs do not see): OpenCV's AVI reader printed "Unexpected element" lines about a
+    broken file around freehead's own line."""
+    from .test_cli import assert_one_line_error, run
+
+    for case_id in ("videos/text.avi as preprocess", "videos/random.mp4 as reenact",
+                    "images/half.jpg as faces", "model_files/garbage_header.safetensors as freeview's G"):  # fmt: skip
+        case = fuzz_cases[case_id]
+        proc = run(*case.argv)
+        if proc.returncode != 0:
+            assert_one_line_error(proc)
+            assert "Unexpected" not in proc.stderr, proc.stderr

@@ -100,7 +100,8 @@ class FrameSource:
                 yield read_image(f)
 
     def _video_frames(self, limit: int | None, start: int) -> Iterator[np.ndarray]:
-        cap = cv2.VideoCapture(str(self.path))
+        with quiet_native_stderr():
+            cap = cv2.VideoCapture(str(self.path))
         end = None if limit is None else start + limit
         try:
             if not cap.isOpened():
@@ -147,15 +148,16 @@ def open_frames(path: str | Path) -> FrameSource:
         str(path).encode("utf-8")
     except UnicodeEncodeError:  # OpenCV's video reader takes only UTF-8 names
         raise FreeheadError(f"{path!s}: the video's name is not UTF-8; rename it") from None
-    cap = cv2.VideoCapture(str(path))
-    try:
-        ok = cap.isOpened()
-        count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if ok else 0
-        fps = float(cap.get(cv2.CAP_PROP_FPS)) if ok else 0.0
-        w, h = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
-        first_ok = ok and cap.read()[0]
-    finally:
-        cap.release()
+    with quiet_native_stderr():  # OpenCV's demuxers print about broken files themselves
+        cap = cv2.VideoCapture(str(path))
+        try:
+            ok = cap.isOpened()
+            count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if ok else 0
+            fps = float(cap.get(cv2.CAP_PROP_FPS)) if ok else 0.0
+            w, h = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+            first_ok = ok and cap.read()[0]
+        finally:
+            cap.release()
     if not first_ok:
         raise FreeheadError(f"{path} is not a readable video (corrupt, truncated or not a video)")
     if w * h > MAX_PIXELS:

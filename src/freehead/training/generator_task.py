@@ -66,7 +66,9 @@ class GeneratorLossWeights:
     not yet tuned by a full run); ``l1`` the mean absolute difference to the target;
     ``flow_residual`` (G v2) the mean absolute residual G adds to the mesh warp's flow, in
     pixels, so that the flow leaves the geometry only where that pays (an iris turned),
-    not everywhere a little."""
+    not everywhere a little; ``correction`` (G v2) the mean absolute change G's rendering
+    makes to the warped image (in [0, 1] units), likewise: fill what the warp lacks (a
+    mouth, a seam), leave the rest as the warp has it."""
 
     adversarial: float = 1.0
     feature_matching: float = 10.0
@@ -79,6 +81,7 @@ class GeneratorLossWeights:
     identity: float = 1.0
     l1: float = 0.0
     flow_residual: float = 0.0
+    correction: float = 0.0
 
 
 GAN_TRAINING = TrainConfig(lr=2e-4, weight_decay=0.0, warmup_steps=0, final_lr_fraction=1.0,
@@ -350,6 +353,8 @@ class GeneratorTask(Task):
             terms["l1"] = (out - target).abs().mean()
         if residual is not None and self.config.loss.flow_residual > 0:
             terms["flow_residual"] = residual.float().abs().mean()
+        if residual is not None and self.config.loss.correction > 0:
+            terms["correction"] = (fakes - warped).abs().mean() / 2
         if "redirect_sketch" in batch:
             terms["redirect_gaze"] = self.eyes.gaze_towards(
                 judged[b:], kp, batch["redirect_gaze"], batch["target_eyes_open"]
