@@ -22,6 +22,8 @@ import cv2
 import numpy as np
 import torch
 
+from .test_cli import write_video
+
 ERROR, OK, EITHER = "error", "ok", "either"
 """What a case must end in: a clean error, a result, or either of the two."""
 
@@ -127,22 +129,13 @@ def image_files(folder: Path, portrait: np.ndarray) -> dict[str, tuple[Path, str
     return f
 
 
-def write_video(path: Path, frames: list[np.ndarray], fps: float = 24.0) -> Path:
-    h, w = frames[0].shape[:2]
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
-    for frame in frames:
-        writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
-    writer.release()
-    return path
-
-
 def video_files(folder: Path, frames: list[np.ndarray]) -> dict[str, tuple[Path, str]]:
     """Driving-video inputs by name: (path, what a command given it must end in)."""
     import imageio_ffmpeg
 
     folder.mkdir(parents=True, exist_ok=True)
     f: dict[str, tuple[Path, str]] = {}
-    good = write_video(folder / "good.mp4", frames)
+    good = write_video(folder / "good.mp4", frames, 24.0)
     f["good.mp4"] = (good, OK)
     for name, data in (("empty.mp4", b""), ("text.mp4", b"not a video at all\n"),
                        ("random.mp4", np.random.default_rng(2).bytes(20000)),
@@ -158,8 +151,8 @@ def video_files(folder: Path, frames: list[np.ndarray]) -> dict[str, tuple[Path,
     noise = [
         np.random.default_rng(i).integers(0, 256, (240, 240, 3), dtype=np.uint8) for i in range(3)
     ]
-    f["no_face.mp4"] = (write_video(folder / "no_face.mp4", noise), ERROR)
-    f["one_frame.mp4"] = (write_video(folder / "one_frame.mp4", frames[:1]), OK)
+    f["no_face.mp4"] = (write_video(folder / "no_face.mp4", noise, 24.0), ERROR)
+    f["one_frame.mp4"] = (write_video(folder / "one_frame.mp4", frames[:1], 24.0), OK)
     sizes = folder / "changing_sizes"
     sizes.mkdir(exist_ok=True)
     for i, frame in enumerate(frames):

@@ -128,19 +128,24 @@ class FaceReader:
 
     def _follow(self, frame: np.ndarray) -> tuple[np.ndarray | None, int]:
         """A video's chosen face in a later frame: the video tracker's face nearest where
-        it was, or, when none is within half a face width (a face too small or too far
-        for the tracker's detector), the face mesh of the square around where it was."""
+        it was; when none is within half a face width of it (a face too small or far for
+        the tracker's detector), the face mesh of the square around where it was; failing
+        that (a cut, a face back elsewhere), the tracker's nearest face, if any."""
         assert self._previous is not None
         if self._tracker is None:
             self._tracker = FaceTracker(video=True, max_faces=min(self._first_count, MAX_FACES))
         det = self._tracker(frame)
         centre, width = self._previous[:, :2].mean(0), float(np.ptp(self._previous[:, 0]))
-        near = [f for f in det.faces if np.linalg.norm(f[:, :2].mean(0) - centre) < width / 2]
-        if near:
-            return near[0], det.num_faces
+        by_distance = sorted(
+            det.faces, key=lambda f: float(np.linalg.norm(f[:, :2].mean(0) - centre))
+        )
+        if by_distance and np.linalg.norm(by_distance[0][:, :2].mean(0) - centre) < width / 2:
+            return by_distance[0], det.num_faces
         low, high = self._previous[:, :2].min(0), self._previous[:, :2].max(0)
-        box = np.array([*low, *(high - low)])
-        return mesh_in_box(self._still_tracker(), frame, box), max(det.num_faces, 1)
+        found = mesh_in_box(self._still_tracker(), frame, np.array([*low, *(high - low)]))
+        if found is not None:
+            return found, max(det.num_faces, 1)
+        return (by_distance[0] if by_distance else None), det.num_faces
 
     def landmarks(self, frame: np.ndarray) -> tuple[np.ndarray | None, int]:
         """The chosen face's ``(478, 3)`` landmarks (None: no face) and the face count.
