@@ -532,7 +532,7 @@ def test_gaze_on_warp_lets_only_the_flow_answer_e_gaze(tiny_dataset, tmp_path, o
     model = task.build_model()
     pairs = task.train_dataset()
     batch = default_collate([pairs[0], pairs[1]])
-    fakes, warped, sketches = render_batch(model.generator, batch)
+    fakes, warped, sketches, _ = render_batch(model.generator, batch)
     terms = task._generator_terms(batch, fakes, warped, _judge(model.critics, batch, sketches, 4))
     flow, paint = model.generator.flow.out.weight, model.generator.render.full[-1].weight
     g_flow, g_paint = torch.autograd.grad(terms["redirect_gaze"], [flow, paint],

@@ -237,9 +237,10 @@ class FlowNetwork(nn.Module):
         if prior is not None:  # in pixels of the full image / 16: about ±1 for a turn
             hint = prior * (self.size / 32.0)
             pad_coarse, pad_fine = self.hint_padding
-            hints = pyramid(hint, [h2.shape[-1], h3.shape[-1]])
-            coarse.append(F.pad(hints[h3.shape[-1]], (0, 0, 0, 0, 0, pad_coarse)))
-            fine.append(F.pad(hints[h2.shape[-1]], (0, 0, 0, 0, 0, pad_fine)))
+            s2, s3 = int(h2.shape[-1]), int(h3.shape[-1])  # a traced shape is a tensor
+            hints = pyramid(hint, [s2, s3])
+            coarse.append(F.pad(hints[s3], (0, 0, 0, 0, 0, pad_coarse)))
+            fine.append(F.pad(hints[s2], (0, 0, 0, 0, 0, pad_fine)))
         x = self.coarse(torch.cat(coarse, 1))
         x = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
         out = self.out(self.fine(torch.cat([x, *fine], 1)))

@@ -77,8 +77,9 @@ class TrainConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        """ValueError (a config error, said with its field) for settings no run can use."""
-        at_least = {"steps": 1, "batch_size": 1, "checkpoint_every": 1, "keep_checkpoints": 1,
+        """ValueError (a config error, said with its field) for settings no run can use.
+        (``steps: 0`` is one: with ``--init`` it turns a checkpoint into a model file.)"""
+        at_least = {"steps": 0, "batch_size": 1, "checkpoint_every": 1, "keep_checkpoints": 1,
                     "validate_every": 1, "validation_frames": 1, "log_every": 1,
                     "warmup_steps": 0, "workers": 0, "threads": 0, "seed": 0}  # fmt: skip
         for name, low in at_least.items():
