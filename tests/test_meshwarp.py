@@ -18,9 +18,11 @@ from freehead.geometry import (
     lift_iris_to_sphere,
     rotation_from_angles,
 )
+from freehead.perception.eye_slide import unrotated_irises
 from freehead.perception.eyes import IRIS_DISTANCE_IOD
 from freehead.perception.keypoints import IRIS, NUM_LANDMARKS
 from freehead.perception.meshwarp import (
+    EYE_CORNERS,
     LAYER_FACE,
     LAYER_HOLES,
     MAX_OUTSIDE,
@@ -351,6 +353,77 @@ def test_turning_an_iris_puts_its_centre_on_the_eyeball_at_the_new_gaze():
             assert (after <= before + 1e-9).all() and (after >= 0.7 * before).all()
         others = np.setdiff1d(np.arange(NUM_LANDMARKS), np.array(IRIS).ravel())
         assert np.array_equal(out[others], face[others])
+
+
+CORNERS = EYE_CORNERS
+
+
+def test_unrotated_irises_sit_where_the_sources_do_and_the_shift_is_the_iris_move():
+    """Closed form: a similarity of the whole face (head motion) slides no eyeball; an iris
+    moved by (dx, dy) eye widths in its eye's frame slides its eyeball by gain times that,
+    in source pixels, and the returned mesh has the iris back where the source's sits."""
+    face = synthetic_face(64.0, (128.0, 124.0))
+    turn = _in_plane(12.0)
+    moved = (face - [128, 124, 0]) @ turn.T * 1.3 + [120, 130, 0]
+    mesh, shifts = unrotated_irises(face, moved, IRIS, CORNERS, gain=(1.8, 1.0))
+    assert np.abs(shifts).max() < 1e-9 and np.allclose(mesh, moved)
+    target = face.copy()
+    for eye in (0, 1):
+        target[list(IRIS[eye]), :2] += [2.0, -1.0]
+    mesh, shifts = unrotated_irises(face, target, IRIS, CORNERS, gain=(1.8, 1.0))
+    assert np.allclose(mesh, face)
+    for eye in (0, 1):
+        a, b = face[CORNERS[eye][0], :2], face[CORNERS[eye][1], :2]
+        u = (b - a) / np.linalg.norm(b - a)
+        v = np.array([-u[1], u[0]])
+        along, across = np.array([2.0, -1.0]) @ u, np.array([2.0, -1.0]) @ v
+        assert shifts[eye] == pytest.approx(1.8 * along * u + 1.0 * across * v, abs=1e-9)
+
+
+def test_the_eyeball_slides_rigidly_under_still_lids(warp):
+    """Moving the iris points along the eye moves the opening's middle content rigidly by
+    the eyeball's shift (the source's pixels, translated), and leaves the lids, the
+    corners and everything outside the openings as they were."""
+    face, image = synthetic_face(64.0, (128.0, 124.0)), texture(3)
+    source = warp.prepare(image, face)
+    target = source.landmarks.copy()
+    for eye in (0, 1):
+        target[list(IRIS[eye]), 0] += 1.5
+    mx, my, _ = warp.maps(source, WarpTarget(mesh=target, pose=source.pose))
+    _, shifts = unrotated_irises(source.landmarks, target, IRIS, CORNERS)
+    h, w = mx.shape
+    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    moved = (np.abs(mx - gx) > 1e-3) | (np.abs(my - gy) > 1e-3)
+    for eye in (0, 1):
+        centre = np.round(source.landmarks[IRIS[eye][0], :2] - 0.5).astype(int)
+        x, y = centre
+        # the iris's middle samples the source one eyeball shift back
+        assert mx[y, x] == pytest.approx(x - shifts[eye][0], abs=0.05)
+        assert my[y, x] == pytest.approx(y - shifts[eye][1], abs=0.05)
+        assert abs(shifts[eye][0]) > 2.0
+    opening = np.zeros((h, w), np.uint8)
+    for loop in warp.topology.eyes:
+        cv2.fillPoly(opening, [np.round(source.landmarks[loop, :2] - 0.5).astype(np.int32)], 1)
+    grown = cv2.dilate(opening, np.ones((3, 3), np.uint8)) > 0
+    assert moved.any() and not moved[~grown].any()  # only the openings change
+    out = warp.render(source, WarpTarget(mesh=target, pose=source.pose))
+    assert np.array_equal(out[~grown], image[~grown])
+
+
+def test_the_labeller_reads_a_redirected_portraits_turn(real, warp):
+    """The astronaut asked to look 20° to either side: the labeller reads the two apart by
+    more than the asked 40°'s half (before the eyeball slid, a mesh warp sheared the iris
+    and the labeller read them about 8° apart)."""
+    from freehead.evaluation.metrics import measure_faces
+    from freehead.perception.tracker import FaceTracker
+
+    portrait = real[0]
+    with FaceTracker(video=False) as tracker:
+        source = warp.prepare(portrait, track_landmarks(tracker, portrait, "source"))
+        outs = [warp.render(source, warp.gaze(source, 0.0, yaw)) for yaw in (20.0, -20.0)]
+        m = measure_faces(outs, tracker)
+    yaws = [float(angles_from_gaze(torch.from_numpy(x.gaze))[1]) for x in m]
+    assert yaws[0] - yaws[1] > 20.0
 
 
 def _unit(v: list[float]) -> np.ndarray:

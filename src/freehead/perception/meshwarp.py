@@ -11,8 +11,8 @@ The triangles, fixed for every face (:func:`face_topology`):
 * mediapipe's face tessellation, 852 triangles (the 3-cliques of its edge list, less the
   two cliques that are not faces of the mesh);
 * the holes filled: each eye opening as two strips between its lids and a chain through
-  the iris (outer corner, iris rim, iris centre, iris rim, inner corner), so moving the
-  iris points moves the iris; the mouth as one strip between the inner lips;
+  the iris (outer corner, iris rim, iris centre, iris rim, inner corner); the mouth as one
+  strip between the inner lips;
 * a band from the face outline to a *head ring* (the outline enlarged
   :data:`HEAD_RING_SCALE` times about its centre, in the head frame) that moves rigidly
   with the head's similarity: hair, ears and neck;
@@ -23,7 +23,10 @@ They are drawn outer band, head band, holes, then the face's triangles far to ne
 their mean depth in the target), so a turned face's near side covers its far side. Inside
 the mouth opening the backward map is redone (:func:`mouth_interior`): the source's
 interior keeps its size below the upper lip, and what the target opens wider is shaded
-towards a dark cavity, instead of the source's lips or teeth stretched over it.
+towards a dark cavity, instead of the source's lips or teeth stretched over it. Inside
+each eye opening the mesh moves only the lids: the eyeball is rigid in the eye's frame and
+slides by the iris's move (:mod:`freehead.perception.eye_slide`), so an iris turns without
+shearing, and lids that close cover it rather than squash it.
 
 Target meshes (all in the pixels of the output, which has the source's size):
 
@@ -56,6 +59,7 @@ from numba import njit
 
 from freehead.errors import FreeheadError
 from freehead.geometry import Similarity, gaze_from_angles
+from freehead.perception.eye_slide import IRIS_PIXEL_GAIN, slide_eyeball, unrotated_irises
 from freehead.perception.eyes import IRIS_DISTANCE_IOD, fit_eyes
 from freehead.perception.keypoints import (
     EYE_INNER_CORNER,
@@ -77,6 +81,8 @@ MOUTH_CAVITY_RGB = (40, 16, 16)
 """The colour a mouth opened wider than the source's is shaded towards (a dark cavity)."""
 
 MOUTH_CORNERS_INNER = (78, 308)
+EYE_CORNERS = tuple(zip(EYE_OUTER_CORNER, EYE_INNER_CORNER, strict=True))
+"""Each eye's (outer, inner) corner landmark."""
 LAYER_OUTER, LAYER_HEAD, LAYER_HOLES, LAYER_FACE = 0, 1, 2, 3
 
 
@@ -91,15 +97,17 @@ class FaceTopology:
     ``triangles`` ``(F, 3)`` int64 vertex indices; ``layer`` ``(F,)`` the drawing group
     (``LAYER_*``); ``oval`` ``(R,)`` the face outline's landmarks in loop order (ring
     vertex ``478 + i`` is outline point ``i`` enlarged, ``478 + R + i`` the outer one);
-    ``eyes`` the two eye-opening loops ``(n,)``; ``lips`` the inner lips, upper and
-    lower, each from mouth corner to mouth corner; ``mouth`` ``(M,)`` the indices of the
-    triangles that fill the mouth opening.
+    ``eyes`` the two eye-opening loops ``(n,)``; ``eye_fill`` the indices of the triangles
+    that fill each eye opening; ``lips`` the inner lips, upper and lower, each from mouth
+    corner to mouth corner; ``mouth`` ``(M,)`` the indices of the triangles that fill the
+    mouth opening.
     """
 
     triangles: np.ndarray
     layer: np.ndarray
     oval: np.ndarray
     eyes: tuple[np.ndarray, np.ndarray]
+    eye_fill: tuple[np.ndarray, np.ndarray]
     lips: tuple[np.ndarray, np.ndarray]
     mouth: np.ndarray
     num_vertices: int
@@ -257,13 +265,15 @@ def face_topology() -> FaceTopology:
     ):
         oval = oval[::-1]  # one winding for every face
     holes: list[tuple[int, int, int]] = []
-    eyes = []
+    eyes, eye_fill = [], []
     for eye in (0, 1):
         loop = by_member[EYE_OUTER_CORNER[eye]]
         upper, lower = _split_loop(loop, EYE_OUTER_CORNER[eye], EYE_INNER_CORNER[eye], points)
         chain = _iris_chain(eye, points)
+        first = len(holes)
         holes += strip_triangles(upper, chain, points) + strip_triangles(chain, lower, points)
         eyes.append(loop)
+        eye_fill.append(np.arange(first, len(holes)))
     upper, lower = _split_loop(by_member[MOUTH_CORNERS_INNER[0]], *MOUTH_CORNERS_INNER, points)
     mouth = strip_triangles(upper, lower, points)
     first_mouth = len(holes)
@@ -282,6 +292,7 @@ def face_topology() -> FaceTopology:
         layer=np.concatenate([np.full(len(g), k, np.int8) for g, k in groups]),
         oval=oval,
         eyes=(eyes[0], eyes[1]),
+        eye_fill=tuple(len(outer_band) + len(head_band) + f for f in eye_fill),
         lips=(np.array(upper), np.array(lower)),
         mouth=len(outer_band) + len(head_band) + first_mouth + np.arange(len(mouth)),
         num_vertices=NUM_LANDMARKS + 2 * r,
@@ -511,8 +522,8 @@ def check_image(image: np.ndarray, what: str) -> None:
 
 MAX_GAZE_DEG = 45.0
 """Gaze requests beyond this many degrees in pitch or yaw are refused."""
-LID_FOLLOW = (0.8, 0.3)
-"""How far the upper and the lower lid's middle move with the iris's vertical move (real
+LID_FOLLOW = (1.0, 0.5)
+"""How far the upper and the lower lid's middle move with the eyeball's vertical move (real
 upper lids follow the gaze's pitch closely, lower lids less); the corners stay."""
 
 
@@ -549,18 +560,20 @@ class MeshWarp:
     ``mouth_cavity``: inside the mouth opening, the source's mouth interior is shown at
     its own size below the upper lip and, where the target opens wider than that, a dark
     cavity (:func:`mouth_interior`), instead of the source's interior (or lips) stretched
-    over the whole opening.
+    over the whole opening. ``eye_slide``: the eyeballs slide under the lids
+    (:mod:`freehead.perception.eye_slide`); off, the iris points move the iris as mesh
+    vertices (which shears it; kept to compare).
     """
 
     def __init__(self, mean_shape: MeanShape | None = None, head_ring: float = HEAD_RING_SCALE,
-                 outer_ring: float = OUTER_RING_SCALE,
-                 mouth_cavity: bool = True) -> None:  # fmt: skip
+                 outer_ring: float = OUTER_RING_SCALE, mouth_cavity: bool = True,
+                 eye_slide: bool = True) -> None:  # fmt: skip
         if not 1.0 < head_ring < outer_ring:
             raise FreeheadError("the rings must grow outwards: 1 < head_ring < outer_ring")
         self.mean_shape = mean_shape or MeanShape.default()
         self.topology = face_topology()
         self.head_ring, self.outer_ring = head_ring, outer_ring
-        self.mouth_cavity = mouth_cavity
+        self.mouth_cavity, self.eye_slide = mouth_cavity, eye_slide
         face = self.topology.layer == LAYER_FACE
         self._fixed = np.flatnonzero(~face)  # already grouped outer, head band, holes
         self._face = np.flatnonzero(face)
@@ -642,8 +655,9 @@ class MeshWarp:
     def look(self, target: WarpTarget, pitch: float, yaw: float) -> WarpTarget:
         """``target`` with each iris turned about its eyeball centre to the gaze
         (``pitch``, ``yaw``) in degrees, camera frame (the eyeballs placed on its mesh by
-        its head pose), and the lids following the iris up or down
-        (:func:`follow_with_lids`)."""
+        its head pose), and the lids following the eyeball up or down
+        (:func:`follow_with_lids`; the eyeball moves ``IRIS_PIXEL_GAIN`` times the iris
+        points, :mod:`freehead.perception.eye_slide`)."""
         lm = torch.as_tensor(np.asarray(target.mesh, np.float64))[None]
         pose = Similarity(torch.as_tensor(target.pose.rotation)[None],
                           torch.as_tensor(target.pose.translation)[None],
@@ -655,7 +669,9 @@ class MeshWarp:
         ).numpy()
         mesh = turn_irises(target.mesh, eyes.centres[0].numpy(), eyes.gaze[0].numpy(),
                            want, target.pose.scale * IRIS_DISTANCE_IOD)  # fmt: skip
-        mesh = follow_with_lids(target.mesh, mesh)
+        # the lids follow the eyeball's vertical move: IRIS_PIXEL_GAIN[1] times the points'
+        follow = tuple(k * IRIS_PIXEL_GAIN[1] for k in LID_FOLLOW)
+        mesh = follow_with_lids(target.mesh, mesh, follow)
         return WarpTarget(mesh=keep_irises_inside(mesh), pose=target.pose)
 
     def target_vertices(self, source: WarpSource, target: WarpTarget) -> np.ndarray:
@@ -676,10 +692,16 @@ class MeshWarp:
         """The backward map of the warp: ``cv2.remap``'s x and y maps ``(H, W)`` float32
         (source pixel centres at integers), and, with ``cavity`` and the class's
         ``mouth_cavity``, the mouth pixels to shade (:func:`mouth_interior`; None if not)."""
-        dst = self.target_vertices(source, target) - 0.5  # pixel centres at integers
+        mesh, shifts = target.mesh, None
+        if self.eye_slide:  # the mesh moves the lids; the eyeballs slide under them
+            mesh, shifts = unrotated_irises(source.landmarks, target.mesh, IRIS, EYE_CORNERS)
+        lids = WarpTarget(mesh=mesh, pose=target.pose)
+        dst = self.target_vertices(source, lids) - 0.5  # pixel centres at integers
         src = source.vertices - 0.5
         tris = self.topology.triangles
-        index, mx, my = warp_maps(dst, src, tris, self.draw_order(target), source.image.shape[:2])
+        index, mx, my = warp_maps(dst, src, tris, self.draw_order(lids), source.image.shape[:2])
+        if shifts is not None:
+            self._slide_eyeballs(source, mesh, shifts, index, mx, my)
         shade = None
         if cavity and self.mouth_cavity:
             inside = np.isin(index, self.topology.mouth)
@@ -691,6 +713,20 @@ class MeshWarp:
                 mx, my, inside, *lips[0], *lips[1], target.pose.scale / source.pose.scale
             )
         return mx, my, shade
+
+    def _slide_eyeballs(self, source: WarpSource, mesh: np.ndarray, shifts: np.ndarray,
+                        index: np.ndarray, mx: np.ndarray, my: np.ndarray) -> None:  # fmt: skip
+        """:func:`slide_eyeball` in both eye openings of ``index`` (the rasterised triangles
+        of the lids' ``mesh``), in place."""
+        for eye in (0, 1):
+            loop = mesh[self.topology.eyes[eye], :2]
+            x0, y0 = np.maximum(np.floor(loop.min(0)).astype(int) - 1, 0)
+            x1, y1 = np.ceil(loop.max(0)).astype(int) + 2
+            ys, xs = np.nonzero(np.isin(index[y0:y1, x0:x1], self.topology.eye_fill[eye]))
+            corners = list(EYE_CORNERS[eye])
+            slide_eyeball(mx, my, (ys + y0, xs + x0), (mesh[corners, :2], source.landmarks[corners, :2]),
+                          source.landmarks[self.topology.eyes[eye], :2] - 0.5,
+                          source.landmarks[list(IRIS[eye]), :2] - 0.5, shifts[eye])  # fmt: skip
 
     def flow(self, source: WarpSource, target: WarpTarget) -> np.ndarray:
         """The warp as a backward flow ``(2, H, W)`` float32 in the generator's units
