@@ -26,8 +26,11 @@ looking up), which only a learned renderer can fill.
 
 from __future__ import annotations
 
+import math
+
 import cv2
 import numpy as np
+from numba import njit
 
 IRIS_PIXEL_GAIN = (1.8, 1.0)
 """How much further the iris moves in the image than mediapipe's iris landmarks say, along
@@ -68,62 +71,83 @@ def unrotated_irises(source: np.ndarray, target: np.ndarray, irises: tuple,
     return out, shifts
 
 
-def _inside(mask: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    h, w = mask.shape
-    ix, iy = np.round(x).astype(np.int64), np.round(y).astype(np.int64)
-    ok = (ix >= 0) & (ix < w) & (iy >= 0) & (iy < h)
-    out = np.zeros(x.shape, bool)
-    out[ok] = mask[iy[ok], ix[ok]] > 0
-    return out
-
-
-def slide_eyeball(map_x: np.ndarray, map_y: np.ndarray, pixels: tuple[np.ndarray, np.ndarray],
-                  corners: tuple[np.ndarray, np.ndarray], source_loop: np.ndarray,
-                  iris: np.ndarray, shift: np.ndarray) -> None:  # fmt: skip
+def slide_eyeball(map_x: np.ndarray, map_y: np.ndarray, index: np.ndarray,
+                  triangles: tuple[int, int], corners: tuple[np.ndarray, np.ndarray],
+                  source_loop: np.ndarray, iris: np.ndarray, shift: np.ndarray) -> None:  # fmt: skip
     """Show the eyeball in one eye opening: the backward maps ``(H, W)`` (source pixel
-    centres at integers) at the opening's output ``pixels`` (ys, xs), in place.
+    centres at integers), in place, at the output pixels whose triangle in ``index``
+    ``(H, W)`` (the rasterised warp) is one of the opening's fill triangles
+    ``triangles`` = (first, end).
 
     The eyeball is rigid in the eye's frame (its corners: ``corners`` = (target, source)
     ``(2, 2)`` each, outer and inner corner, landmark pixels), so lids that close or open
-    uncover or cover it rather than stretch it, and it slides by ``shift`` ``(2,)`` (source
+    cover or uncover it rather than stretch it, and it slides by ``shift`` ``(2,)`` (source
     pixels) fully in the middle of the eye, fading to nothing at the corners. Where that
     sample lies outside the source's opening ``source_loop`` ``(n, 2)`` (under a lid),
     inside the iris it is the iris's mirror image about its centre row (``iris`` ``(5, 2)``
     the source's iris points, centre first), and elsewhere the point nearest to it, on the
     way from the mesh's own sample, that is in the opening. No motion leaves the maps as
     they are."""
-    ys, xs = pixels
-    if len(xs) == 0:
-        return
     (a, b), (sa, sb) = corners
     ct, bt = (a + b) / 2, np.stack([b - a, [a[1] - b[1], b[0] - a[0]]])
     cs, bs = (sa + sb) / 2, np.stack([sb - sa, [sa[1] - sb[1], sb[0] - sa[0]]])
     if abs(np.linalg.det(bt)) < 1e-9:
         return
-    rel = (np.stack([xs, ys], 1) + 0.5 - ct) @ np.linalg.inv(bt)  # eye widths
-    w = np.clip(np.sin(np.pi * np.clip(rel[:, 0] + 0.5, 0.0, 1.0)) / np.sin(np.pi * FLAT), 0, 1)
     x0, y0 = np.floor(source_loop.min(0)).astype(int) - 2
     x1, y1 = np.ceil(source_loop.max(0)).astype(int) + 3
     mask = np.zeros((max(y1 - y0, 1), max(x1 - x0, 1)), np.uint8)
     cv2.fillPoly(mask, [np.round((source_loop - [x0, y0]) * 16).astype(np.int32)], 1, shift=4)
     mask = cv2.erode(mask, np.ones((2, 2), np.uint8))
-    eyeball = cs + rel @ bs - 0.5 - [x0, y0] - w[:, None] * shift  # (N, 2)
-    x, y = eyeball[:, 0], eyeball[:, 1]
-    mx, my = map_x[ys, xs] - x0, map_y[ys, xs] - y0
-    ok = _inside(mask, x, y) | (np.hypot(x - mx, y - my) < 0.5)  # or where the mesh samples
-    # under a lid, inside the iris: the iris's mirror image about its centre row
-    centre, radius = iris[0] - [x0, y0], float(np.linalg.norm(iris[1:] - iris[0], axis=1).mean())
-    in_iris = ~ok & (np.hypot(x - centre[0], y - centre[1]) < radius)
-    mirror = in_iris & _inside(mask, x, 2 * centre[1] - y)
-    y = np.where(mirror, 2 * centre[1] - y, y)
-    # elsewhere: from the mesh's sample (when in the opening) as far towards it as stays in
-    lost = ~ok & ~mirror
-    dx, dy = x[lost] - mx[lost], y[lost] - my[lost]
-    lo, hi = np.zeros(len(dx)), np.ones(len(dx))
-    for _ in range(6):
-        k = (lo + hi) / 2
-        inside = _inside(mask, mx[lost] + k * dx, my[lost] + k * dy)
-        lo, hi = np.where(inside, k, lo), np.where(inside, hi, k)
-    x[lost], y[lost] = mx[lost] + lo * dx, my[lost] + lo * dy
-    map_x[ys, xs] = (x + x0).astype(map_x.dtype)
-    map_y[ys, xs] = (y + y0).astype(map_y.dtype)
+    # the target opening's box: where the fill triangles can be
+    tx0, ty0 = np.floor(np.minimum(a, b) - np.abs(bt[1]) - 1).astype(int)
+    tx1, ty1 = np.ceil(np.maximum(a, b) + np.abs(bt[1]) + 2).astype(int)
+    h, w = index.shape
+    box = np.array([max(tx0, 0), max(ty0, 0), min(tx1, w), min(ty1, h)], np.int64)
+    radius = float(np.linalg.norm(iris[1:] - iris[0], axis=1).mean())
+    # source sample of a target pixel p (landmark pixels): cs + (p - ct) inv(bt) bs - 0.5
+    affine = np.linalg.inv(bt) @ bs  # (2, 2), rows act on (p - ct)
+    offset = cs - 0.5 - np.array([x0, y0])
+    _slide(map_x, map_y, index, box, int(triangles[0]), int(triangles[1]), affine, offset,
+           np.linalg.inv(bt), ct, np.asarray(shift, np.float64), mask, float(x0), float(y0),
+           iris[0] - [x0, y0], radius, math.sin(math.pi * FLAT))  # fmt: skip
+
+
+@njit(cache=True, nogil=True)
+def _inside(mask, x, y):
+    ix, iy = int(np.floor(x + 0.5)), int(np.floor(y + 0.5))
+    return 0 <= ix < mask.shape[1] and 0 <= iy < mask.shape[0] and mask[iy, ix] > 0
+
+
+@njit(cache=True, nogil=True)
+def _slide(map_x, map_y, index, box, first, end, affine, offset, to_eye, ct, shift, mask,
+           x0, y0, centre, radius, flat):  # fmt: skip
+    """:func:`slide_eyeball`'s per-pixel loop (compiled); mask coordinates are the source's
+    minus (x0, y0)."""
+    for y in range(box[1], box[3]):
+        for x in range(box[0], box[2]):
+            t = index[y, x]
+            if t < first or t >= end:
+                continue
+            px, py = x + 0.5 - ct[0], y + 0.5 - ct[1]
+            along = px * to_eye[0, 0] + py * to_eye[1, 0] + 0.5  # 0 and 1 at the corners
+            weight = min(max(math.sin(math.pi * min(max(along, 0.0), 1.0)) / flat, 0.0), 1.0)
+            ex = px * affine[0, 0] + py * affine[1, 0] + offset[0] - weight * shift[0]
+            ey = px * affine[0, 1] + py * affine[1, 1] + offset[1] - weight * shift[1]
+            mx, my = map_x[y, x] - x0, map_y[y, x] - y0
+            if _inside(mask, ex, ey) or math.hypot(ex - mx, ey - my) < 0.5:
+                pass  # in the source's opening (or where the mesh samples anyway)
+            elif math.hypot(ex - centre[0], ey - centre[1]) < radius and _inside(
+                mask, ex, 2 * centre[1] - ey
+            ):
+                ey = 2 * centre[1] - ey  # the iris's hidden part: its mirror image
+            else:  # from the mesh's sample as far towards it as stays in the opening
+                lo, hi = 0.0, 1.0
+                for _ in range(6):
+                    k = (lo + hi) / 2
+                    if _inside(mask, mx + k * (ex - mx), my + k * (ey - my)):
+                        lo = k
+                    else:
+                        hi = k
+                ex, ey = mx + lo * (ex - mx), my + lo * (ey - my)
+            map_x[y, x] = ex + x0
+            map_y[y, x] = ey + y0

@@ -719,12 +719,10 @@ class MeshWarp:
         """:func:`slide_eyeball` in both eye openings of ``index`` (the rasterised triangles
         of the lids' ``mesh``), in place."""
         for eye in (0, 1):
-            loop = mesh[self.topology.eyes[eye], :2]
-            x0, y0 = np.maximum(np.floor(loop.min(0)).astype(int) - 1, 0)
-            x1, y1 = np.ceil(loop.max(0)).astype(int) + 2
-            ys, xs = np.nonzero(np.isin(index[y0:y1, x0:x1], self.topology.eye_fill[eye]))
+            fill = self.topology.eye_fill[eye]
             corners = list(EYE_CORNERS[eye])
-            slide_eyeball(mx, my, (ys + y0, xs + x0), (mesh[corners, :2], source.landmarks[corners, :2]),
+            slide_eyeball(mx, my, index, (int(fill[0]), int(fill[-1]) + 1),
+                          (mesh[corners, :2], source.landmarks[corners, :2]),
                           source.landmarks[self.topology.eyes[eye], :2] - 0.5,
                           source.landmarks[list(IRIS[eye]), :2] - 0.5, shifts[eye])  # fmt: skip
 
