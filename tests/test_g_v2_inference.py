@@ -62,6 +62,37 @@ def test_free_view_turns_the_head_along_the_mesh(reenactor, franck):
     assert -20.0 < nodded[1] - before[1] < -7.0 and abs(nodded[0] - before[0]) < 4.0
 
 
+def test_a_drivers_mesh_gives_the_prior_its_pose_and_expression():
+    """Driven by a face, the prior takes the driver's mesh's head motion since its
+    reference (meshwarp's relative target, exactly) or, absolutely, the driver's own pose;
+    a rigid motion of the driver adds no expression."""
+    from freehead.inference.mesh_motion import MeshPrior
+    from freehead.perception.keypoints import IRIS
+    from freehead.perception.meshwarp import head_pose
+
+    from .test_meshwarp import synthetic_face, texture
+
+    prior = MeshPrior(256)
+    face = synthetic_face(64.0, (128.0, 124.0))
+    source = prior.prepare(texture(), face, motion=None)  # E_can's motion is not read here
+    reference = synthetic_face(60.0, (120.0, 128.0), yaw=5.0)
+    driver = synthetic_face(66.0, (124.0, 130.0), yaw=-12.0, roll=6.0)
+    offsets, pose = prior.drive(source, driver, reference)
+    assert np.abs(offsets).max() < 1e-6
+    want = prior.warper.relative(source.warp, driver, reference)
+    assert np.allclose(pose.rotation, want.pose.rotation) and pose.scale == pytest.approx(
+        want.pose.scale
+    )
+    assert np.allclose(pose.translation, want.pose.translation)
+    target = prior.target(source, None, (offsets, pose), np.zeros(2))
+    eyes = {*np.concatenate(prior.warper.topology.eyes).tolist(), *IRIS[0], *IRIS[1]}
+    rest = [i for i in range(478) if i not in eyes]  # the eyes turn to the asked gaze
+    assert np.allclose(target.mesh[rest], want.mesh[rest], atol=1e-9)
+    offsets, pose = prior.drive(source, driver, None)
+    own = head_pose(driver, prior.warper.mean_shape)
+    assert np.allclose(pose.rotation, own.rotation) and pose.scale == pytest.approx(own.scale)
+
+
 def test_relative_driving_and_crop_mode(reenactor, franck):
     """A driver that moved between its reference and the frame moves the output; crop mode
     (the evaluation's path) tracks the crops for their meshes."""

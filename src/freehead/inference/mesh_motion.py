@@ -4,10 +4,14 @@ A G v2 (``flow_prior: mesh``) warps each source by the mesh warp onto a *target 
 before it learns anything (:mod:`freehead.models.generator`). At inference the target mesh
 follows the same motion the sketch is drawn from, so the two agree in every mode:
 
-* **pose**: E_can's motion moved the source's keypoints from the source's own
-  ``(R0, t0, s0)`` to the target's ``(R1, t1, s1)``: ``p1 = (s1/s0) R1 R0^T (p0 - t0) + t1``.
-  The same similarity moves the source's mesh (relative or absolute driving, free view,
-  pose requests alike), so a target equal to the source gives no warp at all;
+* **pose**: driven by a face, the driver's own mesh's head pose (since the reference frame
+  when driving relatively, as :meth:`freehead.perception.meshwarp.MeshWarp.relative`
+  does; the driver's when absolutely): G v2 trains on priors made from tracked meshes,
+  and the mesh's pose follows the head better than E_can's (on ``data/std``'s held-out
+  clips; docs/generator.md). Otherwise (free view, pose requests, gaze edits), E_can's
+  motion: it moved the source's keypoints from the source's own ``(R0, t0, s0)`` to the
+  target's ``(R1, t1, s1)``, ``p1 = (s1/s0) R1 R0^T (p0 - t0) + t1``, and the same
+  similarity moves the source's mesh, so a target equal to the source gives no warp;
 * **expression**: the driver's dense mesh offsets in its head frame (since the reference
   frame when driving relatively; against the source's mesh when absolutely), added to the
   source's head-frame mesh as :meth:`freehead.perception.meshwarp.MeshWarp.relative` does;
@@ -29,6 +33,8 @@ from freehead.perception.meshwarp import (
     MeshWarp,
     WarpSource,
     WarpTarget,
+    head_pose,
+    relative_pose,
 )
 
 
@@ -54,39 +60,50 @@ class MeshPrior:
         motion E_can read from it."""
         return MeshSource(self.warper.prepare(crop, landmarks), motion)
 
-    def offsets(self, source: MeshSource, driver: np.ndarray | None,
-                reference: np.ndarray | None) -> np.ndarray | None:  # fmt: skip
-        """The expression to put on ``source``, ``(478, 3)`` head-frame units: the driver's
-        mesh ``(478, 3)`` since ``reference`` (relative), or against the source's own mesh
-        when ``reference`` is None (absolute); None without a driver."""
+    def drive(self, source: MeshSource, driver: np.ndarray | None,
+              reference: np.ndarray | None) -> tuple[np.ndarray, HeadPose] | None:  # fmt: skip
+        """What the driver's mesh ``(478, 3)`` puts on ``source``: the expression offsets
+        ``(478, 3)`` (head-frame units) and the head pose, since ``reference`` (relative)
+        or the driver's own against the source's mesh when ``reference`` is None
+        (absolute); None without a driver."""
         if driver is None:
             return None
+        pose = head_pose(driver, self.warper.mean_shape)
+        mesh = pose.invert(driver)
         if reference is None:
-            return self.warper.head_mesh(driver) - source.warp.head
+            return mesh - source.warp.head, pose
         if self._reference is None or self._reference[0] is not reference:
-            self._reference = (reference, self.warper.head_mesh(reference))  # once per drive
-        return self.warper.head_mesh(driver) - self._reference[1]
+            ref_pose = head_pose(reference, self.warper.mean_shape)  # once per drive
+            self._reference = (reference, ref_pose.invert(reference), ref_pose)
+        _, ref_mesh, ref_pose = self._reference
+        return mesh - ref_mesh, relative_pose(source.warp.pose, pose, ref_pose)
 
-    def target(self, source: MeshSource, motion: FaceMotion, offsets: np.ndarray | None,
+    def target(self, source: MeshSource, motion: FaceMotion,
+               driven: tuple[np.ndarray, HeadPose | None] | None,
                gaze_angles: np.ndarray) -> WarpTarget:  # fmt: skip
-        """The source's mesh under ``motion`` with ``offsets`` and its irises turned to
+        """The source's mesh with the ``driven`` offsets at the driven pose (E_can's
+        ``motion`` where the pose is None, or without ``driven``), its irises turned to
         ``gaze_angles`` (``(2,)`` or per eye ``(2, 2)`` camera-frame pitch, yaw degrees)."""
-        m0, pose = source.motion, source.warp.pose
-        turn = motion.rotation @ m0.rotation.T
-        ratio = motion.scale / m0.scale
-        t0, t1 = crop_pixels(m0.translation, self.size), crop_pixels(motion.translation, self.size)
-        moved = HeadPose(rotation=turn @ pose.rotation, scale=pose.scale * ratio,
-                         translation=ratio * turn @ (pose.translation - t0) + t1)  # fmt: skip
+        offsets, moved = driven if driven is not None else (None, None)
+        if moved is None:
+            m0, pose = source.motion, source.warp.pose
+            turn = motion.rotation @ m0.rotation.T
+            ratio = motion.scale / m0.scale
+            t0 = crop_pixels(m0.translation, self.size)
+            t1 = crop_pixels(motion.translation, self.size)
+            moved = HeadPose(rotation=turn @ pose.rotation, scale=pose.scale * ratio,
+                             translation=ratio * turn @ (pose.translation - t0) + t1)  # fmt: skip
         head = source.warp.head if offsets is None else source.warp.head + offsets
         target = WarpTarget(mesh=moved.apply(head), pose=moved)
         pitch, yaw = np.broadcast_to(np.asarray(gaze_angles, np.float64), (2, 2)).mean(0)
         pitch, yaw = np.clip((pitch, yaw), -MAX_GAZE_DEG, MAX_GAZE_DEG)
         return self.warper.look(target, float(pitch), float(yaw))
 
-    def flows(self, sources: list[MeshSource], motion: FaceMotion, offsets: list,
+    def flows(self, sources: list[MeshSource], motion: FaceMotion, driven: list,
               gaze_angles: np.ndarray) -> np.ndarray:  # fmt: skip
-        """The prior flow of each source, ``(m, 2, S, S)`` float32."""
+        """The prior flow of each source, ``(m, 2, S, S)`` float32; ``driven``: per source,
+        :meth:`drive`'s answer (or None, or offsets with a None pose)."""
         return np.stack([
-            self.warper.flow(s.warp, self.target(s, motion, o, gaze_angles))
-            for s, o in zip(sources, offsets, strict=True)
+            self.warper.flow(s.warp, self.target(s, motion, d, gaze_angles))
+            for s, d in zip(sources, driven, strict=True)
         ])  # fmt: skip

@@ -400,7 +400,8 @@ class Reenactor:
         target = options.gaze_control.target(i)
         gaze = motion.gaze_angles if target is None else target
         keypoints = motion.keypoints(source.canonical)
-        return _FrameInputs(keypoints, gaze, self._prior(source, motion, held, gaze))
+        posed = any(a is not None for a in (options.yaw, options.pitch, options.roll))
+        return _FrameInputs(keypoints, gaze, self._prior(source, motion, held, gaze, posed))
 
     def _finish(self, source: PreparedSource, inputs: _FrameInputs, options: ReenactOptions,
                 frame: np.ndarray, held: _Driver | None) -> np.ndarray:  # fmt: skip
@@ -418,15 +419,18 @@ class Reenactor:
         return crop
 
     def _prior(self, source: PreparedSource, motion: FaceMotion, held: _Driver | None,
-               gaze: np.ndarray) -> np.ndarray | None:  # fmt: skip
-        """A G v2's prior flows ``(m, 2, S, S)`` for ``motion`` (None for a plain G)."""
+               gaze: np.ndarray, posed: bool = False) -> np.ndarray | None:  # fmt: skip
+        """A G v2's prior flows ``(m, 2, S, S)``: the driver's mesh's expression and pose,
+        or with ``posed`` (head angles asked for) ``motion``'s pose (None for a plain G)."""
         if self.mesh is None:
             return None
         assert source.meshes is not None
         with self.networks.clock.stage("mesh"):
             driver, reference = (None, None) if held is None else (held.landmarks, held.reference)
-            offsets = [self.mesh.offsets(m, driver, reference) for m in source.meshes]
-            return self.mesh.flows(source.meshes, motion, offsets, gaze)
+            driven = [self.mesh.drive(m, driver, reference) for m in source.meshes]
+            if posed:  # the requested angles are E_can's motion's
+                driven = [None if d is None else (d[0], None) for d in driven]
+            return self.mesh.flows(source.meshes, motion, driven, gaze)
 
     # ------------------------------------------------------------------ gaze
     def edit_eyes(self, source: PreparedSource, angles: np.ndarray) -> np.ndarray:

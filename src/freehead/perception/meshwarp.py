@@ -326,6 +326,18 @@ def head_pose(landmarks: np.ndarray, mean_shape: MeanShape) -> HeadPose:
     return HeadPose(fit.rotation.numpy(), fit.translation.numpy(), float(fit.scale))
 
 
+def relative_pose(source: HeadPose, driver: HeadPose, reference: HeadPose) -> HeadPose:
+    """The driver's head motion since ``reference`` put on ``source``: turned by
+    ``R_d R_ref^T``, scaled by ``s_d / s_ref``, moved by ``t_d - t_ref`` in units of the
+    reference's face size times the source's."""
+    return HeadPose(
+        rotation=driver.rotation @ reference.rotation.T @ source.rotation,
+        translation=source.translation
+        + (driver.translation - reference.translation) * source.scale / reference.scale,
+        scale=source.scale * driver.scale / reference.scale,
+    )
+
+
 def rotation_between(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """The smallest rotation taking unit vector ``a`` ``(3,)`` to unit vector ``b``:
     ``(3, 3)`` (Rodrigues; ``a`` = -``b`` is turned about any perpendicular axis)."""
@@ -524,7 +536,10 @@ MAX_GAZE_DEG = 45.0
 """Gaze requests beyond this many degrees in pitch or yaw are refused."""
 LID_FOLLOW = (1.0, 0.5)
 """How far the upper and the lower lid's middle move with the eyeball's vertical move (real
-upper lids follow the gaze's pitch closely, lower lids less); the corners stay."""
+upper lids follow the gaze's pitch closely, lower lids less); the corners stay. Chosen by
+eye on the training people's stills when the eyeball began to slide (it was 0.8 and 0.3):
+a lid that lags the eyeball hides the iris looking up and bares sclera the source never
+showed."""
 
 
 def follow_with_lids(landmarks: np.ndarray, moved: np.ndarray,
@@ -604,12 +619,8 @@ class MeshWarp:
         source's own head-frame mesh. ``driver``, ``reference``: ``(478, 3)`` pixels."""
         d = _check_landmarks(driver, "driver landmarks")
         r = _check_landmarks(reference, "reference landmarks")
-        pd, pr, ps = (head_pose(x, self.mean_shape) for x in (d, r, source.landmarks))
-        pose = HeadPose(
-            rotation=pd.rotation @ pr.rotation.T @ ps.rotation,
-            translation=ps.translation + (pd.translation - pr.translation) * ps.scale / pr.scale,
-            scale=ps.scale * pd.scale / pr.scale,
-        )
+        pd, pr = head_pose(d, self.mean_shape), head_pose(r, self.mean_shape)
+        pose = relative_pose(source.pose, pd, pr)
         offsets = pd.invert(d) - pr.invert(r)
         return WarpTarget(mesh=keep_irises_inside(pose.apply(source.head + offsets)), pose=pose)
 
