@@ -706,6 +706,7 @@ class MeshWarp:
         mesh, shifts = target.mesh, None
         if self.eye_slide:  # the mesh moves the lids; the eyeballs slide under them
             mesh, shifts = unrotated_irises(source.landmarks, target.mesh, IRIS, EYE_CORNERS)
+            mesh = keep_irises_inside(mesh)  # a closing lid: the fill must not fold
         lids = WarpTarget(mesh=mesh, pose=target.pose)
         dst = self.target_vertices(source, lids) - 0.5  # pixel centres at integers
         src = source.vertices - 0.5
