@@ -539,3 +539,31 @@ def test_gaze_on_warp_lets_only_the_flow_answer_e_gaze(tiny_dataset, tmp_path, o
                                           allow_unused=True)  # fmt: skip
     assert g_flow is not None and float(g_flow.abs().sum()) > 0
     assert (g_paint is None) == on_warp
+
+
+def test_g_v2_may_change_the_mouth_eyes_and_stretched_parts_freely():
+    """correction_weights: 0 inside the mouth and eye ellipses and where the prior's
+    backward map stretches or folds area by more than 1.5 times, 1 elsewhere."""
+    from freehead.training.gan_losses import correction_weights
+
+    size = 64
+    kp = torch.from_numpy(face_keypoints()).float()[None]
+    still = torch.zeros(1, 2, size, size)
+    weight = correction_weights(kp, still)
+    assert weight.shape == (1, 1, size, size)
+
+    def pixel(point: torch.Tensor) -> tuple[int, int]:
+        x, y = ((point[:2] + 1) * size / 2).long().tolist()
+        return y, x
+
+    for lo, hi in ((60, 68), (36, 42), (42, 48)):
+        assert weight[0, 0][pixel(kp[0, lo:hi].mean(0))] == 0  # the middle of each is free
+    assert weight[0, 0][pixel(kp[0, 30])] == 1  # the nose tip is charged
+    assert weight[0, 0, 0, 0] == 1 and 0.6 < float(weight.mean()) < 0.98
+    # the left quarter stretched twice as wide (a backward map reading half the distance)
+    xs = (torch.arange(size) + 0.5) * (2.0 / size) - 1.0
+    flow = torch.zeros(1, 2, size, size)
+    left = xs < -0.5
+    flow[0, 0, :, left] = (-0.5 + (xs[left] + 0.5) / 2 - xs[left])[None, :]
+    stretched = correction_weights(kp, flow)
+    assert stretched[0, 0, 32, :10].eq(0).all() and stretched[0, 0, 32, 20:28].eq(1).all()

@@ -44,6 +44,7 @@ from freehead.training.gan_losses import (
     IDENTITY_KINDS,
     IdentityLoss,
     PerceptualLoss,
+    correction_weights,
     default_identity,
     default_perceptual,
     feature_matching_loss,
@@ -68,7 +69,9 @@ class GeneratorLossWeights:
     pixels, so that the flow leaves the geometry only where that pays (an iris turned),
     not everywhere a little; ``correction`` (G v2) the mean absolute change G's rendering
     makes to the warped image (in [0, 1] units), likewise: fill what the warp lacks (a
-    mouth, a seam), leave the rest as the warp has it."""
+    mouth, a seam), leave the rest as the warp has it. Where the warp cannot be right (the
+    mouth opening, the eyes, where the prior stretches or folds the source:
+    :func:`~freehead.training.gan_losses.correction_weights`) the change is free."""
 
     adversarial: float = 1.0
     feature_matching: float = 10.0
@@ -354,7 +357,11 @@ class GeneratorTask(Task):
         if residual is not None and self.config.loss.flow_residual > 0:
             terms["flow_residual"] = residual.float().abs().mean()
         if residual is not None and self.config.loss.correction > 0:
-            terms["correction"] = (fakes - warped).abs().mean() / 2
+            prior = batch["source_prior"][:, 0]  # the first source's warp judges the pixels
+            if "redirect_prior" in batch:
+                prior = torch.cat([prior, batch["redirect_prior"][:, 0]])
+            weight = correction_weights(kp.repeat(prior.shape[0] // b, 1, 1), prior)
+            terms["correction"] = ((fakes - warped).abs() * weight).mean() / 2
         if "redirect_sketch" in batch:
             terms["redirect_gaze"] = self.eyes.gaze_towards(
                 judged[b:], kp, batch["redirect_gaze"], batch["target_eyes_open"]
