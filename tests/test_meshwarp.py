@@ -119,12 +119,14 @@ def test_an_open_mouth_and_the_eyes_are_drawn_with_the_fill_triangles(warp):
     dst = warp.target_vertices(source, target) - 0.5
     index, _, _ = warp_maps(dst, source.vertices - 0.5, topo.triangles, warp.draw_order(target),
                             (SIZE, SIZE))  # fmt: skip
-    for loop in (*topo.eyes, np.concatenate([topo.lips[0], topo.lips[1][::-1]])):
+    loops = (*topo.eyes, np.concatenate([topo.lips[0], topo.lips[1][::-1]]))
+    for loop, fill in zip(loops, (*topo.eye_fill, topo.mouth), strict=True):
+        assert (np.diff(fill) == 1).all()  # consecutive: the warp tests them as ranges
         poly = np.zeros((SIZE, SIZE), np.uint8)
         cv2.fillPoly(poly, [np.round((face[loop, :2] - 0.5) * 16).astype(np.int32)], 1, shift=4)
         poly = cv2.erode(poly, np.ones((5, 5), np.uint8)).astype(bool)  # off the lids' edges
         assert poly.sum() > 50
-        assert (topo.layer[index[poly]] == LAYER_HOLES).all()
+        assert np.isin(index[poly], fill).all()  # each opening by its own fill triangles
     oval = np.zeros((SIZE, SIZE), np.uint8)
     cv2.fillPoly(oval, [np.round((face[topo.oval, :2] - 0.5) * 16).astype(np.int32)], 1, shift=4)
     oval = cv2.erode(oval, np.ones((5, 5), np.uint8)).astype(bool)

@@ -100,7 +100,7 @@ class FaceTopology:
     ``eyes`` the two eye-opening loops ``(n,)``; ``eye_fill`` the indices of the triangles
     that fill each eye opening; ``lips`` the inner lips, upper and lower, each from mouth
     corner to mouth corner; ``mouth`` ``(M,)`` the indices of the triangles that fill the
-    mouth opening.
+    mouth opening (``eye_fill``'s and ``mouth``'s indices are consecutive).
     """
 
     triangles: np.ndarray
@@ -716,7 +716,8 @@ class MeshWarp:
             self._slide_eyeballs(source, mesh, shifts, index, mx, my)
         shade = None
         if cavity and self.mouth_cavity:
-            inside = np.isin(index, self.topology.mouth)
+            mouth = self.topology.mouth  # consecutive triangle indices
+            inside = (index >= mouth[0]) & (index <= mouth[-1])
             upper, lower = self.topology.lips
             lips = [
                 (x[upper, :2] - 0.5, x[lower, :2] - 0.5) for x in (source.landmarks, target.mesh)
