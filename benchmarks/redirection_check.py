@@ -77,6 +77,8 @@ def main() -> None:
             net_vec = gaze_from_angles(*torch.from_numpy(net)).numpy()
             rows.append((p, y, *got, M.angle_between_deg(m.gaze, want), *net,
                          M.angle_between_deg(net_vec, want)))  # fmt: skip
+    if not rows:
+        raise SystemExit(f"error: no still in {args.stills} had a face with open eyes to redirect")
     r = np.array(rows)
     print(f"{args.method} {args.generator or ''}: {len({s.parent for s in stills})} people, "
           f"{len(r)} outputs measured")  # fmt: skip
