@@ -1,8 +1,10 @@
 """G v2's prior flow at inference: the source's face mesh moved as the target motion says.
 
 A G v2 (``flow_prior: mesh``) warps each source by the mesh warp onto a *target mesh*
-before it learns anything (:mod:`freehead.models.generator`). At inference the target mesh
-follows the same motion the sketch is drawn from, so the two agree in every mode:
+before it learns anything (:mod:`freehead.models.generator`). At inference every mode makes
+a target mesh from the motion G is asked for; where a face drives, from that face's own
+mesh, so the prior's pose can differ slightly from the sketch's (E_can's), and it is not
+smoothed as E_can's motion is:
 
 * **pose**: driven by a face, the driver's own mesh's head pose (since the reference frame
   when driving relatively, as :meth:`freehead.perception.meshwarp.MeshWarp.relative`
