@@ -58,7 +58,8 @@ def correction_weights(keypoints: Tensor, prior: Tensor, margin: float = 0.5,
     """Where G v2's rendering is charged for changing the warped image (1) and where it is
     free to (0), ``(B, 1, S, S)``: what the mesh warp cannot get right is free. Free are
     ellipses around the mouth opening and each eye (their keypoints' extent, grown by
-    ``margin`` of it on every side; a shut mouth's height counts as a third of its width),
+    ``margin`` of it on every side; an opening counts as at least a third as high as it
+    is wide, so a shut mouth still has one),
     and pixels where the prior's backward map changes area by more than ``stretch`` times
     either way (a side turned into view, a fold). ``keypoints`` ``(B, 68, 3)`` crop
     coordinates ([-1, 1]); ``prior`` ``(B, 2, S, S)`` in grid units."""
