@@ -77,18 +77,19 @@ def test_a_drivers_mesh_gives_the_prior_its_pose_and_expression():
     source = prior.prepare(texture(), face, motion=None)  # E_can's motion is not read here
     reference = synthetic_face(60.0, (120.0, 128.0), yaw=5.0)
     driver = synthetic_face(66.0, (124.0, 130.0), yaw=-12.0, roll=6.0)
-    offsets, pose = prior.drive(source, driver, reference)
+    driven = prior.drive(source, driver, reference)
+    offsets, pose = driven.offsets, driven.pose
     assert np.abs(offsets).max() < 1e-6
     want = prior.warper.relative(source.warp, driver, reference)
     assert np.allclose(pose.rotation, want.pose.rotation) and pose.scale == pytest.approx(
         want.pose.scale
     )
     assert np.allclose(pose.translation, want.pose.translation)
-    target = prior.target(source, None, (offsets, pose), np.zeros(2))
+    target = prior.target(source, None, driven, np.zeros(2))
     eyes = {*np.concatenate(prior.warper.topology.eyes).tolist(), *IRIS[0], *IRIS[1]}
     rest = [i for i in range(478) if i not in eyes]  # the eyes turn to the asked gaze
     assert np.allclose(target.mesh[rest], want.mesh[rest], atol=1e-9)
-    offsets, pose = prior.drive(source, driver, None)
+    pose = prior.drive(source, driver, None).pose
     own = head_pose(driver, prior.warper.mean_shape)
     assert np.allclose(pose.rotation, own.rotation) and pose.scale == pytest.approx(own.scale)
 
@@ -132,3 +133,58 @@ def test_onnx_takes_the_prior_as_an_input(fresh_g_v2, samples, franck, tmp_path)
     torch_out = Reenactor.from_pretrained(generator=fresh_g_v2).free_view(franck[0], yaw=10.0)
     onnx_out = onnx.free_view(franck[0], yaw=10.0)
     assert np.abs(onnx_out.astype(np.int32) - torch_out).mean() < 0.5
+
+
+def test_transferred_gaze_scales_the_drivers_difference_and_turns_with_the_head():
+    """Closed form: with the head unturned, the source's angles plus the gain times the
+    driver's difference; a turned head turns that gaze with it; equal gazes stay."""
+    from freehead.geometry import angles_from_gaze, gaze_from_angles, rotation_from_angles
+    from freehead.inference.mesh_motion import transferred_gaze
+
+    def unit(pitch: float, yaw: float) -> np.ndarray:
+        return gaze_from_angles(torch.tensor(pitch, dtype=torch.float64),
+                                torch.tensor(yaw, dtype=torch.float64)).numpy()  # fmt: skip
+
+    same = np.eye(3)
+    assert transferred_gaze(unit(-3.0, 4.0), unit(5.0, 12.0), same, gain=1.5) == pytest.approx(
+        (-3.0 + 1.5 * 8.0, 4.0 + 1.5 * 8.0), abs=1e-9
+    )
+    assert transferred_gaze(unit(2.0, -6.0), unit(2.0, -6.0), same) == pytest.approx((2.0, -6.0))
+    turn = rotation_from_angles(*torch.tensor([0.0, 0.0, 30.0], dtype=torch.float64)).numpy()
+    got = transferred_gaze(unit(0.0, 0.0), unit(0.0, 10.0), turn, gain=1.0)
+    want = angles_from_gaze(torch.from_numpy(turn @ unit(0.0, 10.0))).numpy()
+    assert got == pytest.approx(tuple(want), abs=1e-9)
+
+
+def test_the_prior_transfers_a_driving_faces_gaze_unless_a_gaze_is_asked_for():
+    """Driven by a face whose eyes turned (relative to its head) from the source's, the
+    prior's target irises read the source's gaze plus the gain times that turn (by the
+    same eyeball fit); with the gaze asked for (``gaze_in_head`` None), the asked one."""
+    from dataclasses import replace
+
+    from freehead.geometry import angles_from_gaze
+    from freehead.inference.mesh_motion import GAZE_TRANSFER_GAIN, MeshPrior
+    from freehead.perception.meshwarp import WarpTarget, gaze_in_head, head_pose
+
+    from .test_meshwarp import synthetic_face, texture
+
+    prior = MeshPrior(256)
+    shape = prior.warper.mean_shape
+    face = synthetic_face(64.0, (128.0, 124.0))
+    source = prior.prepare(texture(), face, motion=None)
+    assert source.gaze_in_head is not None
+    pose = head_pose(face, shape)
+    own = angles_from_gaze(torch.from_numpy(source.gaze_in_head)).numpy()
+    seen = angles_from_gaze(torch.from_numpy(pose.rotation @ source.gaze_in_head)).numpy()
+    # the driver: the same face looking 6° further to the side (eyeball model, lids follow)
+    driver = prior.warper.look(WarpTarget(mesh=face, pose=pose), seen[0], seen[1] + 6.0).mesh
+    driven = prior.drive(source, driver, None)
+    got_in = angles_from_gaze(torch.from_numpy(driven.gaze_in_head)).numpy()
+    assert 3.0 < got_in[1] - own[1] < 7.0  # the fit reads the turn (the irises kept inside)
+    target = prior.target(source, None, driven, np.zeros(2))
+    read = gaze_in_head(target.mesh, head_pose(target.mesh, shape), shape)
+    moved = angles_from_gaze(torch.from_numpy(read)).numpy() - own
+    np.testing.assert_allclose(moved, GAZE_TRANSFER_GAIN * (got_in - own), atol=0.5)
+    asked = prior.target(source, None, replace(driven, gaze_in_head=None), np.zeros(2))
+    read = gaze_in_head(asked.mesh, head_pose(asked.mesh, shape), shape)
+    assert np.abs(angles_from_gaze(torch.from_numpy(pose.rotation @ read)).numpy()).max() < 1.5

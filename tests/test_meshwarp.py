@@ -382,6 +382,33 @@ def test_unrotated_irises_sit_where_the_sources_do_and_the_shift_is_the_iris_mov
         assert shifts[eye] == pytest.approx(1.8 * along * u + 1.0 * across * v, abs=1e-9)
 
 
+def test_an_eyeball_slides_along_the_eye_no_further_than_its_limit():
+    """Closed form: asked to move an iris a whole eye width along the eye, the eyeball
+    slides until the iris centre is :func:`along_limit` from the eye's middle (then its
+    rim stays off the corner), while the move across the eye is kept."""
+    from freehead.perception.eye_slide import along_limit
+
+    face = synthetic_face(64.0, (128.0, 124.0))
+    for sign in (1.0, -1.0):
+        target = face.copy()
+        for eye in (0, 1):
+            a, b = face[CORNERS[eye][0], :2], face[CORNERS[eye][1], :2]
+            target[list(IRIS[eye]), :2] += sign * (b - a) + [0.0, 0.5]
+        _, shifts = unrotated_irises(face, target, IRIS, CORNERS, gain=(1.8, 1.0))
+        for eye in (0, 1):
+            a, b = face[CORNERS[eye][0], :2], face[CORNERS[eye][1], :2]
+            width = np.linalg.norm(b - a)
+            u = (b - a) / width
+            rim = face[list(IRIS[eye])[1:], :2] - face[IRIS[eye][0], :2]
+            radius = np.linalg.norm(rim, axis=1).mean() / width
+            now = (face[list(IRIS[eye]), :2].mean(0) - (a + b) / 2) @ u / width
+            lands = now + shifts[eye] @ u / width
+            assert lands == pytest.approx(sign * along_limit(radius), abs=1e-9)
+            assert 0.0 < along_limit(radius) < 0.5
+            v = np.array([-u[1], u[0]])
+            assert shifts[eye] @ v == pytest.approx(0.5 * v[1], abs=1e-9)
+
+
 def test_the_eyeball_slides_rigidly_under_still_lids(warp):
     """Moving the iris points along the eye moves the opening's middle content rigidly by
     the eyeball's shift (the source's pixels, translated), and leaves the lids, the
@@ -483,3 +510,42 @@ def test_real_frames_keep_the_portraits_identity_and_follow_the_head(real, warp)
         d = encoder.descriptor(out)
         assert identity_distance(d, mine) < 0.45  # dlib's same-person threshold is 0.6
         assert identity_distance(d, mine) < identity_distance(d, encoder.descriptor(drv))
+
+
+def test_gaze_in_head_is_the_labellers_eyeball_fit_and_none_for_shut_eyes(real):
+    """:func:`gaze_in_head` equals ``R^T`` of :func:`fit_eyes`' combined gaze on one frame
+    (the labeller's model) on real faces, and is None once a lid closes."""
+    from freehead.geometry import Similarity
+    from freehead.perception.eyes import OPEN_EYE_THRESHOLD, fit_eyes
+    from freehead.perception.keypoints import EYE_LOWER_LID, EYE_UPPER_LID
+    from freehead.perception.meshwarp import gaze_in_head, head_pose
+    from freehead.perception.tracker import FaceTracker
+
+    shape = MeanShape.default()
+    portrait, reference, frames = real
+    with FaceTracker(video=False) as tracker:
+        faces = [track_landmarks(tracker, im, "test face") for im in (portrait, reference, *frames)]
+    readings = []
+    for lm in faces:
+        pose = head_pose(lm, shape)
+        sim = Similarity(torch.as_tensor(pose.rotation)[None],
+                         torch.as_tensor(pose.translation)[None],
+                         torch.tensor([pose.scale], dtype=torch.float64))  # fmt: skip
+        fit = fit_eyes(torch.as_tensor(lm)[None], sim, shape, independent_frames=True)
+        want = pose.rotation.T @ fit.combined_gaze()[0].numpy()
+        got = gaze_in_head(lm, pose, shape)
+        if float(fit.openness.min()) < OPEN_EYE_THRESHOLD:
+            assert got is None
+            continue
+        assert got is not None
+        np.testing.assert_allclose(got, want, atol=1e-9)
+        readings.append(got)
+    assert len(readings) >= 3
+    assert max(_angle_deg(readings[0], r) for r in readings[1:]) > 1.0  # faces differ
+    shut = faces[0].copy()
+    shut[EYE_UPPER_LID[1], :2] = shut[EYE_LOWER_LID[1], :2] + [0.0, -0.5]
+    assert gaze_in_head(shut, head_pose(shut, shape), shape) is None
+
+
+def _angle_deg(a: np.ndarray, b: np.ndarray) -> float:
+    return math.degrees(math.acos(float(np.clip(a @ b, -1.0, 1.0))))

@@ -17,8 +17,14 @@ smoothed as E_can's motion is:
 * **expression**: the driver's dense mesh offsets in its head frame (since the reference
   frame when driving relatively; against the source's mesh when absolutely), added to the
   source's head-frame mesh as :meth:`freehead.perception.meshwarp.MeshWarp.relative` does;
-* **eyes**: both irises turned about their eyeball centres to the sketch's gaze (the mean of
-  the two eyes' camera-frame angles), so the prior moves the irises where G is asked to.
+* **eyes**: both irises turned about their eyeball centres
+  (:meth:`freehead.perception.meshwarp.MeshWarp.look`). Asked for a gaze (camera, angles,
+  a path, gaze edits, free view), to the sketch's gaze (the mean of the two eyes'
+  camera-frame angles). Transferring a driving face's gaze, to the driver's own gaze
+  relative to its head as its mesh's eyeball fit reads it
+  (:func:`freehead.perception.meshwarp.gaze_in_head`, the labeller's model), with its
+  difference from the source's own scaled by ``GAZE_TRANSFER_GAIN``; where either face's
+  eyes are shut, to the sketch's gaze (E_gaze's reading).
 """
 
 from __future__ import annotations
@@ -26,7 +32,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
+from freehead.geometry import angles_from_gaze, gaze_from_angles
 from freehead.inference.motion import FaceMotion
 from freehead.perception.crop import crop_pixels
 from freehead.perception.meshwarp import (
@@ -35,58 +43,92 @@ from freehead.perception.meshwarp import (
     MeshWarp,
     WarpSource,
     WarpTarget,
+    gaze_in_head,
     head_pose,
     relative_pose,
 )
 
+GAZE_TRANSFER_GAIN = 1.0
+"""How many times the driver's gaze difference from the source (each relative to its head)
+the prior turns the source's eyeballs when transferring a face's gaze. The labeller reads
+a slid eyeball less than a real eye moved as far: per pixel of iris move, mediapipe's iris
+points follow a real iris by 0.52 and a slid eyeball by 0.31 (``benchmarks/
+iris_move_check.py``), and a larger gain reads better: with the training stills as
+portraits (``benchmarks/gaze_transfer_check.py``, a fresh G v2), gains 1, 1.5 and 2 read
+7.23°, 5.86° and 5.09° gaze-in-head error (the stills' own gaze: 9.53°). But the pictures
+got worse: narrow eyes showed the slid iris as a dark block, and lower lids white specks.
+A figure that improves while the picture worsens is no gain; learning has to make a slid
+eye read as turned."""
+
 
 @dataclass(frozen=True)
 class MeshSource:
-    """One source prepared for the prior: its mesh warp (``warp``, crop pixels) and the
-    motion E_can read from it (``motion``)."""
+    """One source prepared for the prior: its mesh warp (``warp``, crop pixels), the
+    motion E_can read from it (``motion``) and its mesh's gaze relative to the head
+    (``gaze_in_head``, unit ``(3,)``; None with shut eyes)."""
 
     warp: WarpSource
     motion: FaceMotion
+    gaze_in_head: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class DrivenMesh:
+    """What a driving face's mesh puts on one source: expression ``offsets`` ``(478, 3)``
+    (head-frame units), the head ``pose`` (None: E_can's motion's) and the driver's gaze
+    relative to its head (``gaze_in_head``, unit ``(3,)``; None: turn the eyes to the
+    asked gaze instead)."""
+
+    offsets: np.ndarray
+    pose: HeadPose | None
+    gaze_in_head: np.ndarray | None = None
 
 
 class MeshPrior:
-    """Prepares sources and makes each frame's prior flows (see the module's text)."""
+    """Prepares sources and makes each frame's prior flows (see the module's text);
+    ``gaze_gain``: :data:`GAZE_TRANSFER_GAIN`, for measuring others."""
 
-    def __init__(self, size: int, warper: MeshWarp | None = None):
+    def __init__(self, size: int, warper: MeshWarp | None = None,
+                 gaze_gain: float = GAZE_TRANSFER_GAIN):  # fmt: skip
         self.size = size
         self.warper = warper or MeshWarp()
+        self.gaze_gain = gaze_gain
         self._reference: tuple[np.ndarray, np.ndarray] | None = None
 
     def prepare(self, crop: np.ndarray, landmarks: np.ndarray, motion: FaceMotion) -> MeshSource:
         """A source crop ``(S, S, 3)`` uint8, its mesh ``(478, 3)`` in crop pixels and the
         motion E_can read from it."""
-        return MeshSource(self.warper.prepare(crop, landmarks), motion)
+        warp = self.warper.prepare(crop, landmarks)
+        return MeshSource(
+            warp, motion, gaze_in_head(warp.landmarks, warp.pose, self.warper.mean_shape)
+        )
 
     def drive(self, source: MeshSource, driver: np.ndarray | None,
-              reference: np.ndarray | None) -> tuple[np.ndarray, HeadPose] | None:  # fmt: skip
+              reference: np.ndarray | None) -> DrivenMesh | None:  # fmt: skip
         """What the driver's mesh ``(478, 3)`` puts on ``source``: the expression offsets
-        ``(478, 3)`` (head-frame units) and the head pose, since ``reference`` (relative)
-        or the driver's own against the source's mesh when ``reference`` is None
-        (absolute); None without a driver."""
+        and the head pose since ``reference`` (relative), or the driver's own against the
+        source's mesh when ``reference`` is None (absolute), and the driver's gaze (always
+        its own); None without a driver."""
         if driver is None:
             return None
         pose = head_pose(driver, self.warper.mean_shape)
         mesh = pose.invert(driver)
+        gaze = gaze_in_head(driver, pose, self.warper.mean_shape)
         if reference is None:
-            return mesh - source.warp.head, pose
+            return DrivenMesh(mesh - source.warp.head, pose, gaze)
         if self._reference is None or self._reference[0] is not reference:
             ref_pose = head_pose(reference, self.warper.mean_shape)  # once per drive
             self._reference = (reference, ref_pose.invert(reference), ref_pose)
         _, ref_mesh, ref_pose = self._reference
-        return mesh - ref_mesh, relative_pose(source.warp.pose, pose, ref_pose)
+        return DrivenMesh(mesh - ref_mesh, relative_pose(source.warp.pose, pose, ref_pose), gaze)
 
-    def target(self, source: MeshSource, motion: FaceMotion,
-               driven: tuple[np.ndarray, HeadPose | None] | None,
+    def target(self, source: MeshSource, motion: FaceMotion, driven: DrivenMesh | None,
                gaze_angles: np.ndarray) -> WarpTarget:  # fmt: skip
         """The source's mesh with the ``driven`` offsets at the driven pose (E_can's
-        ``motion`` where the pose is None, or without ``driven``), its irises turned to
-        ``gaze_angles`` (``(2,)`` or per eye ``(2, 2)`` camera-frame pitch, yaw degrees)."""
-        offsets, moved = driven if driven is not None else (None, None)
+        ``motion`` where the pose is None, or without ``driven``), its irises turned to the
+        driver's gaze (see the module's text) or else to ``gaze_angles`` (``(2,)`` or per
+        eye ``(2, 2)`` camera-frame pitch, yaw degrees)."""
+        moved = driven.pose if driven is not None else None
         if moved is None:
             m0, pose = source.motion, source.warp.pose
             turn = motion.rotation @ m0.rotation.T
@@ -95,17 +137,38 @@ class MeshPrior:
             t1 = crop_pixels(motion.translation, self.size)
             moved = HeadPose(rotation=turn @ pose.rotation, scale=pose.scale * ratio,
                              translation=ratio * turn @ (pose.translation - t0) + t1)  # fmt: skip
-        head = source.warp.head if offsets is None else source.warp.head + offsets
+        head = source.warp.head if driven is None else source.warp.head + driven.offsets
         target = WarpTarget(mesh=moved.apply(head), pose=moved)
         pitch, yaw = np.broadcast_to(np.asarray(gaze_angles, np.float64), (2, 2)).mean(0)
+        if (
+            driven is not None
+            and driven.gaze_in_head is not None
+            and source.gaze_in_head is not None
+        ):
+            pitch, yaw = transferred_gaze(
+                source.gaze_in_head, driven.gaze_in_head, moved.rotation, self.gaze_gain
+            )
         pitch, yaw = np.clip((pitch, yaw), -MAX_GAZE_DEG, MAX_GAZE_DEG)
         return self.warper.look(target, float(pitch), float(yaw))
 
     def flows(self, sources: list[MeshSource], motion: FaceMotion, driven: list,
               gaze_angles: np.ndarray) -> np.ndarray:  # fmt: skip
         """The prior flow of each source, ``(m, 2, S, S)`` float32; ``driven``: per source,
-        :meth:`drive`'s answer (or None, or offsets with a None pose)."""
+        :meth:`drive`'s answer (or None)."""
         return np.stack([
             self.warper.flow(s.warp, self.target(s, motion, d, gaze_angles))
             for s, d in zip(sources, driven, strict=True)
         ])  # fmt: skip
+
+
+def transferred_gaze(source: np.ndarray, driver: np.ndarray, rotation: np.ndarray,
+                     gain: float = GAZE_TRANSFER_GAIN) -> tuple[float, float]:  # fmt: skip
+    """The camera-frame (pitch, yaw) in degrees that a source whose gaze relative to its
+    head is ``source`` (unit ``(3,)``) is turned to, given a driver's ``driver``: the
+    source's angles plus ``gain`` times the difference (head frame), turned by the target
+    head's ``rotation`` ``(3, 3)``."""
+    own, drv = angles_from_gaze(torch.from_numpy(np.stack([source, driver]))).numpy()
+    pitch, yaw = own + gain * (drv - own)
+    head = gaze_from_angles(torch.tensor(pitch), torch.tensor(yaw)).numpy()
+    pitch, yaw = angles_from_gaze(torch.from_numpy(rotation @ head)).numpy()
+    return float(pitch), float(yaw)

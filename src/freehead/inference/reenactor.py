@@ -401,7 +401,8 @@ class Reenactor:
         gaze = motion.gaze_angles if target is None else target
         keypoints = motion.keypoints(source.canonical)
         posed = any(a is not None for a in (options.yaw, options.pitch, options.roll))
-        return _FrameInputs(keypoints, gaze, self._prior(source, motion, held, gaze, posed))
+        prior = self._prior(source, motion, held, gaze, posed, transfer=target is None)
+        return _FrameInputs(keypoints, gaze, prior)
 
     def _finish(self, source: PreparedSource, inputs: _FrameInputs, options: ReenactOptions,
                 frame: np.ndarray, held: _Driver | None) -> np.ndarray:  # fmt: skip
@@ -419,9 +420,12 @@ class Reenactor:
         return crop
 
     def _prior(self, source: PreparedSource, motion: FaceMotion, held: _Driver | None,
-               gaze: np.ndarray, posed: bool = False) -> np.ndarray | None:  # fmt: skip
-        """A G v2's prior flows ``(m, 2, S, S)``: the driver's mesh's expression and pose,
-        or with ``posed`` (head angles asked for) ``motion``'s pose (None for a plain G)."""
+               gaze: np.ndarray, posed: bool = False, transfer: bool = True
+               ) -> np.ndarray | None:  # fmt: skip
+        """A G v2's prior flows ``(m, 2, S, S)``: the driver's mesh's expression, pose
+        and (``transfer``: no gaze asked for) gaze, or with ``posed`` (head angles asked
+        for) ``motion``'s pose, and without ``transfer`` the eyes turned to ``gaze``
+        (None for a plain G)."""
         if self.mesh is None:
             return None
         assert source.meshes is not None
@@ -429,7 +433,9 @@ class Reenactor:
             driver, reference = (None, None) if held is None else (held.landmarks, held.reference)
             driven = [self.mesh.drive(m, driver, reference) for m in source.meshes]
             if posed:  # the requested angles are E_can's motion's
-                driven = [None if d is None else (d[0], None) for d in driven]
+                driven = [None if d is None else replace(d, pose=None) for d in driven]
+            if not transfer:  # a gaze was asked for
+                driven = [None if d is None else replace(d, gaze_in_head=None) for d in driven]
             return self.mesh.flows(source.meshes, motion, driven, gaze)
 
     # ------------------------------------------------------------------ gaze

@@ -66,8 +66,8 @@ def unrotated_irises(source: np.ndarray, target: np.ndarray, irises: tuple,
     """``target`` ``(478, 3)`` with each eye's iris points where the source's sit in its
     eye (in the eye's frame: :func:`eye_frame`), and each eyeball's move in source pixels
     ``(2, 2)``: the target iris centre's move in the eye's frame since the source's, times
-    ``gain``. ``irises``: the two eyes' iris point indices; ``corners``: (outer, inner)
-    per eye."""
+    ``gain``, along the eye no further than :func:`along_limit` allows. ``irises``: the
+    two eyes' iris point indices, centre first; ``corners``: (outer, inner) per eye."""
     out = np.array(target, np.float64)
     shifts = np.zeros((2, 2))
     for eye in (0, 1):
@@ -79,9 +79,22 @@ def unrotated_irises(source: np.ndarray, target: np.ndarray, irises: tuple,
             continue
         rel = (source[idx, :2] - cs) @ inv_s  # (5, 2) eye widths
         out[idx, :2] = ct + rel @ bt
-        moved = (target[idx, :2].mean(0) - ct) @ inv_t - rel.mean(0)
-        shifts[eye] = (np.asarray(gain) * moved) @ bs
+        moved = np.asarray(gain) * ((target[idx, :2].mean(0) - ct) @ inv_t - rel.mean(0))
+        now = float(rel.mean(0)[0])
+        radius = float(np.linalg.norm(rel[1:] - rel[0], axis=1).mean())
+        limit = max(along_limit(radius), abs(now))  # an iris already further stays
+        moved[0] = np.clip(now + moved[0], -limit, limit) - now
+        shifts[eye] = moved @ bs
     return out, shifts
+
+
+def along_limit(radius: float) -> float:
+    """How far from the eye's middle (in eye widths; the corners at ±0.5) a slid iris
+    centre may go, for an iris of ``radius`` eye widths: its rim stays off the corners and
+    out of the stretch where the slide fades (``FLAT``), where the iris would be squeezed
+    against the corner. Driving the training stills by other people's gaze asked for
+    slides of up to half an eye's width."""
+    return max(0.5 - max(radius, FLAT), 0.0)
 
 
 def slide_eyeball(map_x: np.ndarray, map_y: np.ndarray, index: np.ndarray,

@@ -60,10 +60,12 @@ from numba import njit
 from freehead.errors import FreeheadError
 from freehead.geometry import Similarity, gaze_from_angles
 from freehead.perception.eye_slide import IRIS_PIXEL_GAIN, slide_eyeball, unrotated_irises
-from freehead.perception.eyes import IRIS_DISTANCE_IOD, fit_eyes
+from freehead.perception.eyes import IRIS_DISTANCE_IOD, OPEN_EYE_THRESHOLD, fit_eyes
 from freehead.perception.keypoints import (
     EYE_INNER_CORNER,
+    EYE_LOWER_LID,
     EYE_OUTER_CORNER,
+    EYE_UPPER_LID,
     IRIS,
     NUM_LANDMARKS,
 )
@@ -512,6 +514,36 @@ def turn_irises(landmarks: np.ndarray, centres: np.ndarray, gaze: np.ndarray, wa
         turned = centres[eye] + (iris - centres[eye]) @ rotation_between(gaze[eye], want).T
         out[idx, :2] = turned[:, :2]
     return out
+
+
+def gaze_in_head(landmarks: np.ndarray, pose: HeadPose, mean_shape: MeanShape) -> np.ndarray | None:
+    """One face's gaze relative to its head, read as the labeller reads it: each eye by the
+    eyeball fit of :func:`freehead.perception.eyes.fit_eyes` on this frame alone, the two
+    combined (their normalised sum) and turned into the head frame (``R^T g``).
+
+    ``landmarks`` ``(478, 3)`` pixels, ``pose`` fitted on them (:func:`head_pose`).
+    Unit ``(3,)``; None when either eye is shut (openness below
+    :data:`freehead.perception.eyes.OPEN_EYE_THRESHOLD`): its iris points mean nothing.
+    """
+    lm = np.asarray(landmarks, np.float64)
+    xy = lm[:, :2]
+    upper, lower = list(EYE_UPPER_LID), list(EYE_LOWER_LID)
+    outer, inner = list(EYE_OUTER_CORNER), list(EYE_INNER_CORNER)
+    gap = np.linalg.norm(xy[upper] - xy[lower], axis=-1)
+    width = np.maximum(np.linalg.norm(xy[outer] - xy[inner], axis=-1), 1e-9)
+    if (gap / width).min() < OPEN_EYE_THRESHOLD:
+        return None
+    corners = pose.invert(lm[outer + inner])
+    mids = (corners[:2] + corners[2:]) / 2  # (2, 3) corner midpoints, head frame
+    centres = pose.apply(mids + mean_shape.eyeball_offset)[:, :2]
+    reach = pose.scale * IRIS_DISTANCE_IOD
+    offset = np.stack([xy[list(idx)].mean(0) for idx in IRIS]) - centres  # (2, 2)
+    norm = np.linalg.norm(offset, axis=-1, keepdims=True)
+    offset = np.where(norm > reach, offset * reach / np.maximum(norm, 1e-12), offset)
+    dz = np.sqrt(np.maximum(reach**2 - (offset**2).sum(-1), 0.0))
+    eyes = np.concatenate([offset, -dz[:, None]], axis=-1)
+    g = (eyes / np.linalg.norm(eyes, axis=-1, keepdims=True)).sum(0)
+    return pose.rotation.T @ (g / np.linalg.norm(g))
 
 
 def track_landmarks(tracker: FaceTracker, image: np.ndarray, what: str) -> np.ndarray:
