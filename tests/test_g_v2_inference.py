@@ -188,3 +188,31 @@ def test_the_prior_transfers_a_driving_faces_gaze_unless_a_gaze_is_asked_for():
     asked = prior.target(source, None, replace(driven, gaze_in_head=None), np.zeros(2))
     read = gaze_in_head(asked.mesh, head_pose(asked.mesh, shape), shape)
     assert np.abs(angles_from_gaze(torch.from_numpy(pose.rotation @ read)).numpy()).max() < 1.5
+
+
+def test_an_asked_gaze_overrides_the_drivers_own_in_the_prior(reenactor, franck):
+    """Driving by a face, the prior's eyes follow the driver's own gaze unless a gaze is
+    asked for: a driver whose gaze is turned 25° changes the output when its gaze is
+    transferred, and leaves it as it was under ``gaze="camera"``."""
+    from dataclasses import replace
+
+    from freehead.geometry import gaze_from_angles
+
+    source = reenactor.prepare_source(franck[0])
+    prior = reenactor.mesh
+
+    def run(**fields) -> np.ndarray:
+        return reenactor.reenact(source, franck[1], reference=franck[0], smoothing=0.0, **fields)
+
+    transferred, asked = run(), run(gaze="camera")
+    turned = gaze_from_angles(torch.tensor(0.0, dtype=torch.float64),
+                              torch.tensor(25.0, dtype=torch.float64)).numpy()  # fmt: skip
+    drive = prior.drive
+    prior.drive = lambda *a: None if (d := drive(*a)) is None else replace(d, gaze_in_head=turned)
+    try:
+        turned_transferred, turned_asked = run(), run(gaze="camera")
+    finally:
+        del prior.drive  # back to the class's method
+    assert np.array_equal(turned_asked, asked)
+    changed = np.abs(turned_transferred.astype(np.float32) - transferred).max(-1) > 8
+    assert changed.sum() > 20  # the eyes moved
