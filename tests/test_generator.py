@@ -567,3 +567,15 @@ def test_g_v2_may_change_the_mouth_eyes_and_stretched_parts_freely():
     flow[0, 0, :, left] = (-0.5 + (xs[left] + 0.5) / 2 - xs[left])[None, :]
     stretched = correction_weights(kp, flow)
     assert stretched[0, 0, 32, :10].eq(0).all() and stretched[0, 0, 32, 20:28].eq(1).all()
+
+
+def test_held_out_targets_spread_over_the_clip_to_its_last_frame():
+    """One target per clip is the clip's last frame (not the one after the source); more
+    spread evenly; short clips give what they have."""
+    from freehead.training.generator_task import spread_targets
+
+    assert spread_targets(20, 1).tolist() == [19]
+    assert spread_targets(20, 2).tolist() == [10, 19]
+    assert spread_targets(21, 4).tolist() == [5, 10, 15, 20]
+    assert spread_targets(3, 5).tolist() == [1, 2]
+    assert spread_targets(1, 3).tolist() == []

@@ -375,7 +375,7 @@ class GeneratorTask(Task):
 
     def validation_pairs(self) -> tuple[GeneratorPairs, list[tuple[FrameRef, list[FrameRef]]]]:
         """Fixed held-out pairs: each clip's first frame as the source, evenly spaced
-        later frames of the same clip as targets."""
+        later frames of the same clip as targets (:func:`spread_targets`)."""
         frames = ClipFrames(self.dataset, "heldout")
         data = GeneratorPairs(frames, self.config.sources, augment=None,
                               prior=self.config.model.uses_prior)  # fmt: skip
@@ -383,7 +383,7 @@ class GeneratorTask(Task):
         pairs = []
         for clip, idx in frames.clip_frames.items():
             source = FrameRef(clip, int(idx[0]))
-            for j in np.linspace(1, len(idx) - 1, per_clip).round().astype(int):
+            for j in spread_targets(len(idx), per_clip):
                 pairs.append((FrameRef(clip, int(idx[j])), [source] * self.config.sources))
         return data, pairs
 
@@ -422,3 +422,14 @@ class GeneratorTask(Task):
         if prior_l1:
             figures["prior_l1"] = float(np.mean(prior_l1))
         return figures
+
+
+def spread_targets(frames: int, count: int) -> np.ndarray:
+    """Indices of ``count`` targets spread evenly over a clip of ``frames`` usable frames
+    after its first (the source), the last one included: ``(count,)`` int, distinct when
+    the clip is long enough. Until issue 16's run 11, one target per clip was the frame
+    right after the source, so the held-out figures hardly saw any motion."""
+    if frames < 2:
+        return np.zeros(0, dtype=int)
+    spread = np.linspace(0, frames - 1, count + 1)[1:].round().astype(int)
+    return np.unique(np.maximum(spread, 1))
