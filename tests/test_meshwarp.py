@@ -513,12 +513,13 @@ def test_real_frames_keep_the_portraits_identity_and_follow_the_head(real, warp)
 
 
 def test_gaze_in_head_is_the_labellers_eyeball_fit_and_none_for_shut_eyes(real):
-    """:func:`gaze_in_head` equals ``R^T`` of :func:`fit_eyes`' combined gaze on one frame
-    (the labeller's model) on real faces, and is None once a lid closes."""
+    """:func:`fit_eyeballs` equals :func:`fit_eyes` on one frame (the labeller's model) and
+    :func:`gaze_in_head` ``R^T`` of its combined gaze, on real faces; None once a lid
+    closes."""
     from freehead.geometry import Similarity
     from freehead.perception.eyes import OPEN_EYE_THRESHOLD, fit_eyes
     from freehead.perception.keypoints import EYE_LOWER_LID, EYE_UPPER_LID
-    from freehead.perception.meshwarp import gaze_in_head, head_pose
+    from freehead.perception.meshwarp import fit_eyeballs, gaze_in_head, head_pose
     from freehead.perception.tracker import FaceTracker
 
     shape = MeanShape.default()
@@ -533,6 +534,10 @@ def test_gaze_in_head_is_the_labellers_eyeball_fit_and_none_for_shut_eyes(real):
                          torch.tensor([pose.scale], dtype=torch.float64))  # fmt: skip
         fit = fit_eyes(torch.as_tensor(lm)[None], sim, shape, independent_frames=True)
         want = pose.rotation.T @ fit.combined_gaze()[0].numpy()
+        eyes = fit_eyeballs(lm, pose, shape)  # the numpy fit, eye by eye
+        np.testing.assert_allclose(eyes.centres, fit.centres[0].numpy(), atol=1e-9)
+        np.testing.assert_allclose(eyes.gaze, fit.gaze[0].numpy(), atol=1e-9)
+        np.testing.assert_allclose(eyes.openness, fit.openness[0].numpy(), atol=1e-12)
         got = gaze_in_head(lm, pose, shape)
         if float(fit.openness.min()) < OPEN_EYE_THRESHOLD:
             assert got is None

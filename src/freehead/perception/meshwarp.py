@@ -58,9 +58,9 @@ import torch
 from numba import njit
 
 from freehead.errors import FreeheadError
-from freehead.geometry import Similarity, gaze_from_angles
+from freehead.geometry import gaze_from_angles
 from freehead.perception.eye_slide import IRIS_PIXEL_GAIN, slide_eyeball, unrotated_irises
-from freehead.perception.eyes import IRIS_DISTANCE_IOD, OPEN_EYE_THRESHOLD, fit_eyes
+from freehead.perception.eyes import IRIS_DISTANCE_IOD, OPEN_EYE_THRESHOLD
 from freehead.perception.keypoints import (
     EYE_INNER_CORNER,
     EYE_LOWER_LID,
@@ -516,33 +516,53 @@ def turn_irises(landmarks: np.ndarray, centres: np.ndarray, gaze: np.ndarray, wa
     return out
 
 
+@dataclass(frozen=True)
+class EyeballFit:
+    """Both eyes of one face by the labeller's eyeball model on that frame alone
+    (:func:`freehead.perception.eyes.fit_eyes` with ``independent_frames``): eyeball
+    ``centres`` ``(2, 3)`` and unit ``gaze`` ``(2, 3)`` per eye (camera frame, pixels),
+    ``openness`` ``(2,)`` (lid gap over corner distance)."""
+
+    centres: np.ndarray
+    gaze: np.ndarray
+    openness: np.ndarray
+
+
+def fit_eyeballs(landmarks: np.ndarray, pose: HeadPose, mean_shape: MeanShape) -> EyeballFit:
+    """:func:`freehead.perception.eyes.fit_eyes` for one face in numpy (a tenth of its
+    time: the per-frame prior calls it twice). ``landmarks`` ``(478, 3)`` pixels, ``pose``
+    fitted on them (:func:`head_pose`)."""
+    lm = np.asarray(landmarks, np.float64)
+    xy = lm[:, :2]
+    outer, inner = list(EYE_OUTER_CORNER), list(EYE_INNER_CORNER)
+    gap = np.linalg.norm(xy[list(EYE_UPPER_LID)] - xy[list(EYE_LOWER_LID)], axis=-1)
+    width = np.maximum(np.linalg.norm(xy[outer] - xy[inner], axis=-1), 1e-9)
+    corners = pose.invert(lm[outer + inner])
+    mids = (corners[:2] + corners[2:]) / 2  # (2, 3) corner midpoints, head frame
+    centres = pose.apply(mids + mean_shape.eyeball_offset)
+    reach = pose.scale * IRIS_DISTANCE_IOD
+    offset = np.stack([xy[list(idx)].mean(0) for idx in IRIS]) - centres[:, :2]  # (2, 2)
+    norm = np.linalg.norm(offset, axis=-1, keepdims=True)
+    offset = np.where(norm > reach, offset * reach / np.maximum(norm, 1e-12), offset)
+    dz = np.sqrt(np.maximum(reach**2 - (offset**2).sum(-1), 0.0))
+    eyes = np.concatenate([offset, -dz[:, None]], axis=-1)
+    gaze = eyes / np.linalg.norm(eyes, axis=-1, keepdims=True)
+    return EyeballFit(centres=centres, gaze=gaze, openness=gap / width)
+
+
 def gaze_in_head(landmarks: np.ndarray, pose: HeadPose, mean_shape: MeanShape) -> np.ndarray | None:
-    """One face's gaze relative to its head, read as the labeller reads it: each eye by the
-    eyeball fit of :func:`freehead.perception.eyes.fit_eyes` on this frame alone, the two
-    combined (their normalised sum) and turned into the head frame (``R^T g``).
+    """One face's gaze relative to its head, read as the labeller reads it: each eye by
+    :func:`fit_eyeballs`, the two combined (their normalised sum) and turned into the head
+    frame (``R^T g``).
 
     ``landmarks`` ``(478, 3)`` pixels, ``pose`` fitted on them (:func:`head_pose`).
     Unit ``(3,)``; None when either eye is shut (openness below
     :data:`freehead.perception.eyes.OPEN_EYE_THRESHOLD`): its iris points mean nothing.
     """
-    lm = np.asarray(landmarks, np.float64)
-    xy = lm[:, :2]
-    upper, lower = list(EYE_UPPER_LID), list(EYE_LOWER_LID)
-    outer, inner = list(EYE_OUTER_CORNER), list(EYE_INNER_CORNER)
-    gap = np.linalg.norm(xy[upper] - xy[lower], axis=-1)
-    width = np.maximum(np.linalg.norm(xy[outer] - xy[inner], axis=-1), 1e-9)
-    if (gap / width).min() < OPEN_EYE_THRESHOLD:
+    fit = fit_eyeballs(landmarks, pose, mean_shape)
+    if fit.openness.min() < OPEN_EYE_THRESHOLD:
         return None
-    corners = pose.invert(lm[outer + inner])
-    mids = (corners[:2] + corners[2:]) / 2  # (2, 3) corner midpoints, head frame
-    centres = pose.apply(mids + mean_shape.eyeball_offset)[:, :2]
-    reach = pose.scale * IRIS_DISTANCE_IOD
-    offset = np.stack([xy[list(idx)].mean(0) for idx in IRIS]) - centres  # (2, 2)
-    norm = np.linalg.norm(offset, axis=-1, keepdims=True)
-    offset = np.where(norm > reach, offset * reach / np.maximum(norm, 1e-12), offset)
-    dz = np.sqrt(np.maximum(reach**2 - (offset**2).sum(-1), 0.0))
-    eyes = np.concatenate([offset, -dz[:, None]], axis=-1)
-    g = (eyes / np.linalg.norm(eyes, axis=-1, keepdims=True)).sum(0)
+    g = fit.gaze.sum(0)
     return pose.rotation.T @ (g / np.linalg.norm(g))
 
 
@@ -701,17 +721,13 @@ class MeshWarp:
         its head pose), and the lids following the eyeball up or down
         (:func:`follow_with_lids`; the eyeball moves ``IRIS_PIXEL_GAIN`` times the iris
         points, :mod:`freehead.perception.eye_slide`)."""
-        lm = torch.as_tensor(np.asarray(target.mesh, np.float64))[None]
-        pose = Similarity(torch.as_tensor(target.pose.rotation)[None],
-                          torch.as_tensor(target.pose.translation)[None],
-                          torch.tensor([float(target.pose.scale)], dtype=torch.float64))  # fmt: skip
-        eyes = fit_eyes(lm, pose, self.mean_shape, independent_frames=True)
+        eyes = fit_eyeballs(target.mesh, target.pose, self.mean_shape)
         want = gaze_from_angles(
             torch.tensor(float(pitch), dtype=torch.float64),
             torch.tensor(float(yaw), dtype=torch.float64),
         ).numpy()
-        mesh = turn_irises(target.mesh, eyes.centres[0].numpy(), eyes.gaze[0].numpy(),
-                           want, target.pose.scale * IRIS_DISTANCE_IOD)  # fmt: skip
+        mesh = turn_irises(target.mesh, eyes.centres, eyes.gaze, want,
+                           target.pose.scale * IRIS_DISTANCE_IOD)  # fmt: skip
         # the lids follow the eyeball's vertical move: IRIS_PIXEL_GAIN[1] times the points'
         follow = tuple(k * IRIS_PIXEL_GAIN[1] for k in LID_FOLLOW)
         mesh = follow_with_lids(target.mesh, mesh, follow)
