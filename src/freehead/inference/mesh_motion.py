@@ -3,8 +3,9 @@
 A G v2 (``flow_prior: mesh``) warps each source by the mesh warp onto a *target mesh*
 before it learns anything (:mod:`freehead.models.generator`). At inference every mode makes
 a target mesh from the motion G is asked for; where a face drives, from that face's own
-mesh, so the prior's pose can differ slightly from the sketch's (E_can's), and it is not
-smoothed as E_can's motion is:
+mesh, so the prior's pose can differ slightly from the sketch's (E_can's); that mesh is
+smoothed as E_can's motion is (the Reenactor's One Euro filter on the driver's landmarks,
+``--smoothing``):
 
 * **pose**: driven by a face, the driver's own mesh's head pose (since the reference frame
   when driving relatively, as :meth:`freehead.perception.meshwarp.MeshWarp.relative`

@@ -529,9 +529,10 @@ class EyeballFit:
 
 
 def fit_eyeballs(landmarks: np.ndarray, pose: HeadPose, mean_shape: MeanShape) -> EyeballFit:
-    """:func:`freehead.perception.eyes.fit_eyes` for one face in numpy (a tenth of its
-    time: the per-frame prior calls it twice). ``landmarks`` ``(478, 3)`` pixels, ``pose``
-    fitted on them (:func:`head_pose`)."""
+    """:func:`freehead.perception.eyes.fit_eyes` for one face in numpy: 58-84 µs against
+    228-264 µs for the torch one per face here, alternated in one run, and the per-frame
+    prior fits twice. ``landmarks`` ``(478, 3)`` pixels, ``pose`` fitted on them
+    (:func:`head_pose`)."""
     lm = np.asarray(landmarks, np.float64)
     xy = lm[:, :2]
     outer, inner = list(EYE_OUTER_CORNER), list(EYE_INNER_CORNER)
