@@ -21,6 +21,7 @@ import torch
 from freehead.data.dataset import Dataset
 from freehead.data.frames import ClipFrames, FrameRef
 from freehead.models.generator import Generator, warp
+from freehead.models.regions import gate_regions
 from freehead.training.data import GeneratorPairs
 from freehead.training.gan_losses import correction_weights
 from freehead.training.generator_task import spread_targets
@@ -63,7 +64,11 @@ def main() -> None:
         rows = []
         for item in items:
             prior = item["source_prior"]
-            out = g(item["source_image"], item["source_sketch"], item["target_sketch"], prior)
+            gate = None
+            if g.config.correction_regions:
+                gate = gate_regions(item["target_keypoints"], prior)
+            out = g(item["source_image"], item["source_sketch"], item["target_sketch"], prior,
+                    gate)  # fmt: skip
             charged = correction_weights(item["target_keypoints"], prior[:, 0])
             alone = warp(item["source_image"][:, 0], prior[:, 0])
             target = item["target_image"]

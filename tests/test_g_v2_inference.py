@@ -92,6 +92,12 @@ def test_a_drivers_mesh_gives_the_prior_its_pose_and_expression():
     pose = prior.drive(source, driver, None).pose
     own = head_pose(driver, prior.warper.mean_shape)
     assert np.allclose(pose.rotation, own.rotation) and pose.scale == pytest.approx(own.scale)
+    # a driver read once (for N sources) drives as its landmarks do
+    read = prior.read_driver(driver)
+    for ref in (reference, None):
+        once, again = prior.drive(source, read, ref), prior.drive(source, driver, ref)
+        assert np.array_equal(once.offsets, again.offsets)
+        assert np.array_equal(once.pose.rotation, again.pose.rotation)
 
 
 def test_relative_driving_and_crop_mode(reenactor, franck):
@@ -193,17 +199,25 @@ def test_the_prior_transfers_a_driving_faces_gaze_unless_a_gaze_is_asked_for():
 def test_an_asked_gaze_overrides_the_drivers_own_in_the_prior(reenactor, franck):
     """Driving by a face, the prior's eyes follow the driver's own gaze unless a gaze is
     asked for: a driver whose gaze is turned 25° changes the output when its gaze is
-    transferred, and leaves it as it was under ``gaze="camera"``."""
+    transferred, and leaves it as it was under ``gaze="camera"``. The sketch G reads
+    carries the gaze the prior turned the eyes to."""
     from dataclasses import replace
 
     from freehead.geometry import gaze_from_angles
 
     source = reenactor.prepare_source(franck[0])
     prior = reenactor.mesh
+    sketched: list[np.ndarray] = []
+    render = reenactor.networks.render
 
     def run(**fields) -> np.ndarray:
         return reenactor.reenact(source, franck[1], reference=franck[0], smoothing=0.0, **fields)
 
+    def recording(encoding, keypoints, gaze, flows):
+        sketched.append(np.asarray(gaze, np.float64).copy())
+        return render(encoding, keypoints, gaze, flows)
+
+    reenactor.networks.render = recording
     transferred, asked = run(), run(gaze="camera")
     turned = gaze_from_angles(torch.tensor(0.0, dtype=torch.float64),
                               torch.tensor(25.0, dtype=torch.float64)).numpy()  # fmt: skip
@@ -213,6 +227,49 @@ def test_an_asked_gaze_overrides_the_drivers_own_in_the_prior(reenactor, franck)
         turned_transferred, turned_asked = run(), run(gaze="camera")
     finally:
         del prior.drive  # back to the class's method
+        del reenactor.networks.render
     assert np.array_equal(turned_asked, asked)
     changed = np.abs(turned_transferred.astype(np.float32) - transferred).max(-1) > 8
     assert changed.sum() > 20  # the eyes moved
+    plain, camera, turned_plain, turned_camera = sketched
+    assert np.array_equal(camera, turned_camera)  # an asked gaze: the driver's is not read
+    assert turned_plain[1] - plain[1] > 10.0  # the sketch turned with the prior's eyes
+
+
+@pytest.fixture(scope="module")
+def gated_g_v2(tmp_path_factory) -> Path:
+    """A G v2 that changes the warp only in its gate, with a residual flow and a
+    correction that are not zero (so the gate shows)."""
+    from freehead.checkpoint import save_model
+    from freehead.models.generator import Generator, GeneratorConfig
+
+    torch.manual_seed(0)
+    g = Generator(GeneratorConfig(flow_prior="mesh", correction_regions=True))
+    with torch.no_grad():
+        for layer in (g.flow.out, g.render.full[-1]):
+            layer.weight.normal_(0, 0.05)
+    path = tmp_path_factory.mktemp("g2gated") / "g2.safetensors"
+    save_model(path, g, "generator", g.config)
+    return path
+
+
+def test_a_gated_g_v2_exports_to_onnx_and_renders_as_pytorch(gated_g_v2, samples, tmp_path):
+    """The frame graph takes the gate as an input; ONNX Runtime and PyTorch give the same
+    picture."""
+    import json
+
+    from freehead import Reenactor
+    from freehead.apps.export import export_onnx
+    from freehead.media import read_image
+
+    out = tmp_path / "onnx"
+    export_onnx(out, generator=gated_g_v2, samples=samples)
+    check = json.loads((out / "manifest.json").read_text())["check"]
+    assert check["max_abs_difference"]["generator_frame"] < 1e-3
+    portrait = read_image(samples / "portraits/grace_hopper.jpg")
+    driver = read_image(samples / "stills/franck_04117.jpg")
+    torch_r = Reenactor.from_pretrained(generator=gated_g_v2)
+    onnx_r = Reenactor.from_pretrained(generator=gated_g_v2, runtime="onnx", onnx_dir=out)
+    a = torch_r.reenact(portrait, driver, relative=False, crops=False).astype(np.float32)
+    b = onnx_r.reenact(portrait, driver, relative=False, crops=False).astype(np.float32)
+    assert np.abs(a - b).mean() < 0.5

@@ -415,7 +415,7 @@ def test_a_few_g_v2_steps_train(tiny_dataset, tmp_path):
 
     config = tmp_path / "g2.yaml"
     config.write_text(TINY_RUN.replace("modulation_channels: 8}", "modulation_channels: 8,\n"
-                                       "        flow_prior: mesh}")
+                                       "        flow_prior: mesh, correction_regions: true}")
                       .replace("steps: 40", "steps: 12").replace("validate_every: 40",
                                                                  "validate_every: 12")
                       + "perceptual: l1_msssim\nidentity: none\nloss: {flow_residual: 0.1, correction: 1.0}\n")  # fmt: skip
@@ -432,11 +432,12 @@ def test_a_few_g_v2_steps_train(tiny_dataset, tmp_path):
         (val,) = list(csv.DictReader(f))
     assert 0 < float(val["prior_l1"]) < 1  # the geometry alone, beside G's figures
     g = Generator.from_pretrained(final)
-    assert g.config.flow_prior == "mesh"
+    assert g.config.flow_prior == "mesh" and g.config.correction_regions
     # training moved the residual flow and the gate off their zero start
     assert float(g.flow.out.weight.detach().abs().sum()) > 0
     assert float(g.render.full[-1].weight.detach().abs().sum()) > 0
-    assert FaceNetworks.load(generator=final).needs_mesh
+    networks = FaceNetworks.load(generator=final)
+    assert networks.needs_mesh and networks.gated
 
 
 def test_still_pairs_undo_a_synthetic_motion(tiny_dataset, samples, tmp_path):

@@ -96,16 +96,21 @@ def _export_checked(out: Path, models, generator, samples, threads: int) -> Expo
     return ExportReport(str(out), manifest["graphs"], manifest["opset"], len(frames), diffs)
 
 
-def _prior(networks, source, target) -> torch.Tensor | None:
-    """A G v2's prior flow ``(1, 1, 2, S, S)`` from one reading to another's motion."""
+def _prior(networks, source, target) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """A G v2's prior flow ``(1, 1, 2, S, S)`` from one reading to another's motion, and
+    for a gated G v2 the regions it may change (``(1, 1, S/4, S/4)``, else None)."""
     if not networks.needs_mesh:
-        return None
+        return None, None
     from freehead.inference.mesh_motion import MeshPrior
+    from freehead.models.regions import gate_regions
 
     mesh = MeshPrior(networks.size)
     prepared = mesh.prepare(source.crop, source.landmarks, source.motion)
-    flows = mesh.flows([prepared], target.motion, [None], target.motion.gaze_angles)
-    return torch.from_numpy(flows)[None]
+    flows = torch.from_numpy(
+        mesh.flows([prepared], target.motion, [None], target.motion.gaze_angles)
+    )[None]
+    kp = torch.from_numpy(np.asarray(target.keypoints, np.float32))[None]
+    return flows, gate_regions(kp, flows) if networks.gated else None
 
 
 def check_graphs(networks, onnx_networks, frames: list[np.ndarray]) -> dict[str, float]:
@@ -143,8 +148,8 @@ def check_graphs(networks, onnx_networks, frames: list[np.ndarray]) -> dict[str,
                 float((u - v).abs().max()) for u, v in zip(fp.features, fo.features, strict=True)
             )
             diffs["generator_source"] = max(diffs["generator_source"], d)
-            prior = _prior(networks, a, b)
-            op = networks.g.render_frame(fp, target, 1, prior).image
-            oo = onnx_networks.g.render_frame(fp, target, 1, prior).image
+            prior, gate = _prior(networks, a, b)
+            op = networks.g.render_frame(fp, target, 1, prior, gate).image
+            oo = onnx_networks.g.render_frame(fp, target, 1, prior, gate).image
             diffs["generator_frame"] = max(diffs["generator_frame"], float((op - oo).abs().max()))
     return diffs

@@ -11,7 +11,8 @@ Four graphs, each with a dynamic batch:
 * ``generator_frame_m1.onnx``: G's per-frame part for one source per target: (warped-from
   image, the three feature maps, the target sketch) -> the output ``(B, 3, S, S)``; a
   G v2's also takes each source's prior flow ``(N, 2, S, S)`` (input ``prior``, the mesh
-  warp, computed outside the graph). N-shot with M sources uses
+  warp, computed outside the graph), and one with ``correction_regions`` the regions it
+  may change, ``(B, 1, S/4, S/4)`` (input ``gate``). N-shot with M sources uses
   ``generator_frame_mM.onnx``, exported when first needed.
 
 ``manifest.json`` records the graphs, the opset, the model files they came from (with
@@ -30,6 +31,7 @@ import torch
 from torch import Tensor, nn
 
 from freehead.io_utils import atomic_path, atomic_write_json, sha256_file
+from freehead.models.regions import GATE_SCALE
 
 log = logging.getLogger(__name__)
 
@@ -79,12 +81,12 @@ class FrameGraph(nn.Module):
         self.g, self.m = g, m
 
     def forward(self, image: Tensor, h1: Tensor, h2: Tensor, h3: Tensor, target_sketch: Tensor,
-                prior: Tensor | None = None):  # fmt: skip
+                prior: Tensor | None = None, gate: Tensor | None = None):  # fmt: skip
         from freehead.models.generator import SourceFeatures
 
         flows = None if prior is None else prior.view(-1, self.m, *prior.shape[1:])
         features = SourceFeatures(image, [h1, h2, h3])
-        return self.g.render_frame(features, target_sketch, self.m, flows).image
+        return self.g.render_frame(features, target_sketch, self.m, flows, gate).image
 
 
 def _export(module: nn.Module, args: tuple, path: Path, inputs: list[str], outputs: list[str],
@@ -117,7 +119,11 @@ def export_frame_graph(g, m: int, out: Path) -> Path:
     if g.config.uses_prior:
         names.append("prior")
         args = (*args, torch.zeros(m, 2, s, s))
-    axes = {n: "n" for n in names if n != "target_sketch"} | {"target_sketch": "b", "output": "b"}
+    if g.config.correction_regions:
+        names.append("gate")
+        args = (*args, torch.zeros(1, 1, s // GATE_SCALE, s // GATE_SCALE))
+    per_target = ("target_sketch", "gate", "output")
+    axes = {n: "n" for n in names if n not in per_target} | {n: "b" for n in per_target}
     _export(FrameGraph(g, m), args, path, names, ["output"], axes)
     return path
 

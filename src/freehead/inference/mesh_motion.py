@@ -85,6 +85,17 @@ class DrivenMesh:
     gaze_in_head: np.ndarray | None = None
 
 
+@dataclass(frozen=True)
+class DriverMesh:
+    """One driving frame's mesh, read once for every source: its head ``pose``, the mesh
+    in the head frame (``head`` ``(478, 3)``) and its gaze relative to the head
+    (``gaze_in_head``, unit ``(3,)``; None with shut eyes)."""
+
+    pose: HeadPose
+    head: np.ndarray
+    gaze_in_head: np.ndarray | None
+
+
 class MeshPrior:
     """Prepares sources and makes each frame's prior flows (see the module's text);
     ``gaze_gain``: :data:`GAZE_TRANSFER_GAIN`, for measuring others."""
@@ -104,17 +115,24 @@ class MeshPrior:
             warp, motion, gaze_in_head(warp.landmarks, warp.pose, self.warper.mean_shape)
         )
 
-    def drive(self, source: MeshSource, driver: np.ndarray | None,
+    def read_driver(self, driver: np.ndarray) -> DriverMesh:
+        """A driving face's mesh ``(478, 3)`` (crop pixels), read for :meth:`drive`."""
+        pose = head_pose(driver, self.warper.mean_shape)
+        gaze = gaze_in_head(driver, pose, self.warper.mean_shape)
+        return DriverMesh(pose, pose.invert(driver), gaze)
+
+    def drive(self, source: MeshSource, driver: np.ndarray | DriverMesh | None,
               reference: np.ndarray | None) -> DrivenMesh | None:  # fmt: skip
-        """What the driver's mesh ``(478, 3)`` puts on ``source``: the expression offsets
-        and the head pose since ``reference`` (relative), or the driver's own against the
-        source's mesh when ``reference`` is None (absolute), and the driver's gaze (always
-        its own); None without a driver."""
+        """What the driver's mesh (``(478, 3)``, or as :meth:`read_driver` read it, which
+        N sources share) puts on ``source``: the expression offsets and the head pose since
+        ``reference`` (relative), or the driver's own against the source's mesh when
+        ``reference`` is None (absolute), and the driver's gaze (always its own); None
+        without a driver."""
         if driver is None:
             return None
-        pose = head_pose(driver, self.warper.mean_shape)
-        mesh = pose.invert(driver)
-        gaze = gaze_in_head(driver, pose, self.warper.mean_shape)
+        if not isinstance(driver, DriverMesh):
+            driver = self.read_driver(driver)
+        pose, mesh, gaze = driver.pose, driver.head, driver.gaze_in_head
         if reference is None:
             return DrivenMesh(mesh - source.warp.head, pose, gaze)
         if self._reference is None or self._reference[0] is not reference:
@@ -123,33 +141,53 @@ class MeshPrior:
         _, ref_mesh, ref_pose = self._reference
         return DrivenMesh(mesh - ref_mesh, relative_pose(source.warp.pose, pose, ref_pose), gaze)
 
+    def _moved_pose(self, source: MeshSource, motion: FaceMotion,
+                    driven: DrivenMesh | None) -> HeadPose:  # fmt: skip
+        """The target head's pose: the driven one, or E_can's ``motion`` put on the source's
+        mesh where that is None."""
+        if driven is not None and driven.pose is not None:
+            return driven.pose
+        m0, pose = source.motion, source.warp.pose
+        turn = motion.rotation @ m0.rotation.T
+        ratio = motion.scale / m0.scale
+        t0 = crop_pixels(m0.translation, self.size)
+        t1 = crop_pixels(motion.translation, self.size)
+        return HeadPose(rotation=turn @ pose.rotation, scale=pose.scale * ratio,
+                        translation=ratio * turn @ (pose.translation - t0) + t1)  # fmt: skip
+
+    def transferred(self, source: MeshSource, motion: FaceMotion,
+                    driven: DrivenMesh | None) -> np.ndarray | None:  # fmt: skip
+        """The camera-frame (pitch, yaw) ``(2,)`` in degrees the driver's gaze puts on
+        ``source`` (see the module's text), within :data:`MAX_GAZE_DEG`; None where there
+        is none to transfer (no driver, either face's eyes shut, or a gaze was asked for)."""
+        if driven is None or driven.gaze_in_head is None or source.gaze_in_head is None:
+            return None
+        rotation = self._moved_pose(source, motion, driven).rotation
+        angles = transferred_gaze(source.gaze_in_head, driven.gaze_in_head, rotation,
+                                  self.gaze_gain)  # fmt: skip
+        return np.clip(angles, -MAX_GAZE_DEG, MAX_GAZE_DEG)
+
+    def aim(self, source: MeshSource, motion: FaceMotion, driven: DrivenMesh | None,
+            gaze_angles: np.ndarray) -> np.ndarray:  # fmt: skip
+        """The camera-frame (pitch, yaw) ``(2,)`` in degrees that :meth:`target` turns the
+        source's irises to: the driver's gaze transferred (:meth:`transferred`) or else
+        ``gaze_angles`` (``(2,)`` or per eye ``(2, 2)``, averaged), within
+        :data:`MAX_GAZE_DEG`."""
+        angles = self.transferred(source, motion, driven)
+        if angles is not None:
+            return angles
+        asked = np.broadcast_to(np.asarray(gaze_angles, np.float64), (2, 2)).mean(0)
+        return np.clip(asked, -MAX_GAZE_DEG, MAX_GAZE_DEG)
+
     def target(self, source: MeshSource, motion: FaceMotion, driven: DrivenMesh | None,
                gaze_angles: np.ndarray) -> WarpTarget:  # fmt: skip
         """The source's mesh with the ``driven`` offsets at the driven pose (E_can's
-        ``motion`` where the pose is None, or without ``driven``), its irises turned to the
-        driver's gaze (see the module's text) or else to ``gaze_angles`` (``(2,)`` or per
-        eye ``(2, 2)`` camera-frame pitch, yaw degrees)."""
-        moved = driven.pose if driven is not None else None
-        if moved is None:
-            m0, pose = source.motion, source.warp.pose
-            turn = motion.rotation @ m0.rotation.T
-            ratio = motion.scale / m0.scale
-            t0 = crop_pixels(m0.translation, self.size)
-            t1 = crop_pixels(motion.translation, self.size)
-            moved = HeadPose(rotation=turn @ pose.rotation, scale=pose.scale * ratio,
-                             translation=ratio * turn @ (pose.translation - t0) + t1)  # fmt: skip
+        ``motion`` where the pose is None, or without ``driven``), its irises turned as
+        :meth:`aim` says."""
+        moved = self._moved_pose(source, motion, driven)
         head = source.warp.head if driven is None else source.warp.head + driven.offsets
         target = WarpTarget(mesh=moved.apply(head), pose=moved)
-        pitch, yaw = np.broadcast_to(np.asarray(gaze_angles, np.float64), (2, 2)).mean(0)
-        if (
-            driven is not None
-            and driven.gaze_in_head is not None
-            and source.gaze_in_head is not None
-        ):
-            pitch, yaw = transferred_gaze(
-                source.gaze_in_head, driven.gaze_in_head, moved.rotation, self.gaze_gain
-            )
-        pitch, yaw = np.clip((pitch, yaw), -MAX_GAZE_DEG, MAX_GAZE_DEG)
+        pitch, yaw = self.aim(source, motion, driven, gaze_angles)
         return self.warper.look(target, float(pitch), float(yaw))
 
     def flows(self, sources: list[MeshSource], motion: FaceMotion, driven: list,

@@ -26,6 +26,7 @@ import torch
 from freehead.errors import FreeheadError
 from freehead.inference.motion import FaceMotion
 from freehead.inference.timing import NoClock, StageClock
+from freehead.models.regions import gate_regions
 from freehead.models.shipped import MODEL_FILES, SHIPPED_DIR
 from freehead.sketch import draw_sketch
 
@@ -206,6 +207,13 @@ class FaceNetworks:
         config = getattr(self.g, "config", None)
         return bool(getattr(config, "uses_prior", False))
 
+    @property
+    def gated(self) -> bool:
+        """Whether G is a G v2 that changes the warp only where it cannot be right, and
+        takes those regions as a gate (``correction_regions``)."""
+        config = getattr(self.g, "config", None)
+        return bool(getattr(config, "correction_regions", False))
+
     @torch.inference_mode()
     def render(
         self,
@@ -223,6 +231,13 @@ class FaceNetworks:
         with self.clock.stage("sketch"):
             sketch = draw_sketch(keypoints, gaze_angles, self.size)
         flows = None if prior is None else torch.from_numpy(np.asarray(prior, np.float32))[None]
+        gate = None
+        if flows is not None and self.gated:
+            with self.clock.stage("mesh"):  # part of the prior
+                kp = torch.from_numpy(np.asarray(keypoints, np.float32))[None]
+                gate = gate_regions(kp, flows)
         with self.clock.stage("generator"), self._g_precision():
-            out = self.g.render_frame(source.features, to_network_input(sketch), source.m, flows)
+            out = self.g.render_frame(
+                source.features, to_network_input(sketch), source.m, flows, gate
+            )
             return to_image(out.image[0].float())

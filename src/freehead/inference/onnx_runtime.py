@@ -125,16 +125,21 @@ class OnnxGenerator:
         feats = self.source.run(None, {"image": _np(image), "sketch": _np(sketches.flatten(0, 1))})
         return SourceFeatures(image=image, features=[torch.from_numpy(f) for f in feats])
 
-    def render_frame(self, sources, target_sketch: Tensor, m: int, prior: Tensor | None = None):
+    def render_frame(self, sources, target_sketch: Tensor, m: int, prior: Tensor | None = None,
+                     gate: Tensor | None = None):  # fmt: skip
         from freehead.models.generator import GeneratorOutput
 
         if (prior is not None) != bool(getattr(self.config, "uses_prior", False)):
             raise FreeheadError("a G v2's graph takes a prior flow per source; a plain G's none")
+        if (gate is not None) != bool(getattr(self.config, "correction_regions", False)):
+            raise FreeheadError("a gated G v2's graph takes a gate per target; other Gs' none")
         h1, h2, h3 = (_np(f) for f in sources.features)
         feed = {"image": _np(sources.image), "h1": h1, "h2": h2, "h3": h3,
                 "target_sketch": _np(target_sketch)}  # fmt: skip
         if prior is not None:
             feed["prior"] = _np(prior.flatten(0, 1))
+        if gate is not None:
+            feed["gate"] = _np(gate)
         (out,) = self._frame_session(m).run(None, feed)
         return GeneratorOutput(image=torch.from_numpy(out), warped=None)  # type: ignore[arg-type]
 

@@ -401,7 +401,7 @@ class Reenactor:
         gaze = motion.gaze_angles if target is None else target
         keypoints = motion.keypoints(source.canonical)
         posed = any(a is not None for a in (options.yaw, options.pitch, options.roll))
-        prior = self._prior(source, motion, held, gaze, posed, transfer=target is None)
+        prior, gaze = self._prior(source, motion, held, gaze, posed, transfer=target is None)
         return _FrameInputs(keypoints, gaze, prior)
 
     def _finish(self, source: PreparedSource, inputs: _FrameInputs, options: ReenactOptions,
@@ -421,22 +421,27 @@ class Reenactor:
 
     def _prior(self, source: PreparedSource, motion: FaceMotion, held: _Driver | None,
                gaze: np.ndarray, posed: bool = False, transfer: bool = True
-               ) -> np.ndarray | None:  # fmt: skip
-        """A G v2's prior flows ``(m, 2, S, S)``: the driver's mesh's expression, pose
-        and (``transfer``: no gaze asked for) gaze, or with ``posed`` (head angles asked
-        for) ``motion``'s pose, and without ``transfer`` the eyes turned to ``gaze``
-        (None for a plain G)."""
+               ) -> tuple[np.ndarray | None, np.ndarray]:  # fmt: skip
+        """A G v2's prior flows ``(m, 2, S, S)`` (None for a plain G): the driver's mesh's
+        expression, pose and (``transfer``: no gaze asked for) gaze, or with ``posed``
+        (head angles asked for) ``motion``'s pose, and without ``transfer`` the eyes turned
+        to ``gaze``; and the gaze for the sketch: the transferred one (the first source's)
+        where the prior transfers the driver's, else ``gaze``."""
         if self.mesh is None:
-            return None
+            return None, gaze
         assert source.meshes is not None
         with self.networks.clock.stage("mesh"):
-            driver, reference = (None, None) if held is None else (held.landmarks, held.reference)
+            driver, reference = None, None
+            if held is not None:  # read once, for every source
+                driver, reference = self.mesh.read_driver(held.landmarks), held.reference
             driven = [self.mesh.drive(m, driver, reference) for m in source.meshes]
             if posed:  # the requested angles are E_can's motion's
                 driven = [None if d is None else replace(d, pose=None) for d in driven]
             if not transfer:  # a gaze was asked for
                 driven = [None if d is None else replace(d, gaze_in_head=None) for d in driven]
-            return self.mesh.flows(source.meshes, motion, driven, gaze)
+            carried = self.mesh.transferred(source.meshes[0], motion, driven[0])
+            sketch_gaze = gaze if carried is None else carried
+            return self.mesh.flows(source.meshes, motion, driven, gaze), sketch_gaze
 
     # ------------------------------------------------------------------ gaze
     def edit_eyes(self, source: PreparedSource, angles: np.ndarray) -> np.ndarray:
@@ -447,7 +452,7 @@ class Reenactor:
         reading = source.readings[0]
         keypoints = reading.motion.keypoints(source.canonical)
         angles = np.asarray(angles, np.float64)
-        prior = self._prior(source, reading.motion, None, angles)
+        prior, _ = self._prior(source, reading.motion, None, angles)
         crop = self.networks.render(source.encoding, keypoints, angles, prior)
         mask = eye_mask(reading.keypoints, self.size)
         return paste_back(source.images[0], crop, reading.box, mask)

@@ -63,10 +63,16 @@ class GeneratorConfig:
     modulation_channels: int = 16
     flow_prior: str = "none"
     """``"none"``: the paper's G; ``"mesh"``: G v2, which starts from the mesh warp."""
+    correction_regions: bool = False
+    """G v2 only: change the mesh warp (residual flow and correction) only inside the
+    regions the warp cannot get right, given per target as a gate ``(B, 1, S/4, S/4)``
+    (:func:`freehead.models.regions.gate_regions`); elsewhere the output is the warp."""
 
     def __post_init__(self) -> None:
         if self.flow_prior not in FLOW_PRIORS:
             raise ValueError(f"flow_prior {self.flow_prior!r}: use one of {FLOW_PRIORS}")
+        if self.correction_regions and self.flow_prior != "mesh":
+            raise ValueError("correction_regions needs a G v2 (flow_prior: mesh)")
 
     @property
     def uses_prior(self) -> bool:
@@ -226,11 +232,11 @@ class FlowNetwork(nn.Module):
         )
 
     def flow(self, source: SourceFeatures, target: list[Tensor], m: int,
-             prior: Tensor | None = None) -> tuple[Tensor, Tensor]:  # fmt: skip
+             prior: Tensor | None = None, gate: Tensor | None = None) -> tuple[Tensor, Tensor]:  # fmt: skip
         """Flow ``(B * M, 2, S/4, S/4)`` and logits ``(B * M, 1, S/4, S/4)``; the target's
         sketch features (B, ...) are repeated for each of its M sources. With a ``prior``
         ``(B * M, 2, S, S)`` (G v2) the flow is the prior plus the predicted residual, at
-        ``(B * M, 2, S, S)``."""
+        ``(B * M, 2, S, S)``; a ``gate`` ``(B, 1, S/4, S/4)`` scales the residual."""
         t2, t3 = (t.repeat_interleave(m, 0) for t in target[1:])
         h2, h3 = source.features[1:]
         coarse, fine = [h3, t3], [h2, t2]
@@ -246,12 +252,16 @@ class FlowNetwork(nn.Module):
         out = self.out(self.fine(torch.cat([x, *fine], 1)))
         if prior is None:
             return out[:, :2], out[:, 2:]
-        return prior + resize(out[:, :2], prior.shape[-1]), out[:, 2:]
+        residual = out[:, :2]
+        if gate is not None:
+            residual = residual * gate.repeat_interleave(m, 0)
+        return prior + resize(residual, prior.shape[-1]), out[:, 2:]
 
     def forward(self, source: SourceFeatures, target: list[Tensor], m: int,
-                prior: Tensor | None = None) -> WarpResult:  # fmt: skip
-        """Warp (and blend) the sources; ``prior`` ``(B * M, 2, S, S)`` for G v2."""
-        flow, logits = self.flow(source, target, m, prior)
+                prior: Tensor | None = None, gate: Tensor | None = None) -> WarpResult:  # fmt: skip
+        """Warp (and blend) the sources; ``prior`` ``(B * M, 2, S, S)`` for G v2, and the
+        regions it may change, ``gate`` ``(B, 1, S/4, S/4)``, for a gated one."""
+        flow, logits = self.flow(source, target, m, prior, gate)
         n = flow.shape[0] // m
         weights = torch.softmax(logits.view(n, m, 1, *logits.shape[-2:]), dim=1)
 
@@ -312,7 +322,10 @@ class RenderNetwork(nn.Module):
         else:
             nn.init.constant_(self.full[-1].bias[3:], 3.0)
 
-    def forward(self, target: list[Tensor], warped: WarpResult) -> Tensor:
+    def forward(self, target: list[Tensor], warped: WarpResult,
+                gate: Tensor | None = None) -> Tensor:  # fmt: skip
+        """The output ``(B, 3, S, S)``; a G v2's correction is scaled by ``gate``
+        ``(B, 1, S/4, S/4)`` where given (enlarged to S)."""
         t1, t2, t3 = target
         w1, w2, w3 = warped.features
         img = warped.image
@@ -327,7 +340,10 @@ class RenderNetwork(nn.Module):
         x = up(self.block1(torch.cat([x, t1], 1), torch.cat([w1, resize(img, s // 2)], 1)))
         out = self.full(torch.cat([F.leaky_relu(x, 0.2), img], 1))
         if self.gated:  # a correction of the warped image, none at the start
-            return img + torch.sigmoid(out[:, 3:]) * 2.0 * torch.tanh(out[:, :3])
+            weight = torch.sigmoid(out[:, 3:])
+            if gate is not None:
+                weight = weight * resize(gate, s)
+            return img + weight * 2.0 * torch.tanh(out[:, :3])
         mask = torch.sigmoid(out[:, 3:])
         return mask * img + (1 - mask) * torch.tanh(out[:, :3])
 
@@ -363,21 +379,32 @@ class Generator(nn.Module):
         return self.flow.encode_source(images.flatten(0, 1), sketches.flatten(0, 1))
 
     def render_frame(
-        self, sources: SourceFeatures, target_sketch: Tensor, m: int, prior: Tensor | None = None
+        self,
+        sources: SourceFeatures,
+        target_sketch: Tensor,
+        m: int,
+        prior: Tensor | None = None,
+        gate: Tensor | None = None,
     ) -> GeneratorOutput:
         """Per-frame work: target sketch ``(B, 3, S, S)`` with M sources per target; G v2
-        also takes each source's prior flow, ``(B, M, 2, S, S)``."""
+        also takes each source's prior flow, ``(B, M, 2, S, S)``, and a G v2 with
+        ``correction_regions`` the regions it may change, ``gate`` ``(B, 1, S/4, S/4)``
+        (:func:`freehead.models.regions.gate_regions`)."""
         if (prior is not None) != self.config.uses_prior:
             raise ValueError("G v2 (flow_prior: mesh) needs a prior flow per source, "
                              "and the plain G takes none")  # fmt: skip
+        if (gate is not None) != self.config.correction_regions:
+            raise ValueError("a G v2 with correction_regions needs a gate per target, "
+                             "and other Gs take none")  # fmt: skip
         target = self.sketch_encoder(target_sketch)
-        warped = self.flow(sources, target, m, None if prior is None else prior.flatten(0, 1))
-        return GeneratorOutput(image=self.render(target, warped), warped=warped)
+        flat = None if prior is None else prior.flatten(0, 1)
+        warped = self.flow(sources, target, m, flat, gate)
+        return GeneratorOutput(image=self.render(target, warped, gate), warped=warped)
 
     def forward(self, images: Tensor, sketches: Tensor, target_sketch: Tensor,
-                prior: Tensor | None = None) -> GeneratorOutput:  # fmt: skip
+                prior: Tensor | None = None, gate: Tensor | None = None) -> GeneratorOutput:  # fmt: skip
         """images, sketches ``(B, M, 3, S, S)``; target_sketch ``(B, 3, S, S)``; G v2:
-        prior flows ``(B, M, 2, S, S)``."""
+        prior flows ``(B, M, 2, S, S)``; gated G v2: ``gate`` ``(B, 1, S/4, S/4)``."""
         return self.render_frame(
-            self.encode_sources(images, sketches), target_sketch, images.shape[1], prior
+            self.encode_sources(images, sketches), target_sketch, images.shape[1], prior, gate
         )

@@ -17,6 +17,7 @@ from freehead.errors import FreeheadError
 from freehead.models.identity import FaceIdentity, identity_distance
 from freehead.models.perceptual import PerceptualDistance, PerceptualFeatures
 from freehead.models.pretrained import available
+from freehead.models.regions import free_regions
 
 log = logging.getLogger("freehead.train")
 
@@ -48,42 +49,14 @@ def feature_matching_loss(real: list[list[Tensor]], fake: list[list[Tensor]]) ->
     return torch.stack(terms).mean()
 
 
-FREE_REGIONS = ((60, 68), (36, 42), (42, 48))
-"""The 68-point ranges around which G v2's rendering may change the warp freely: the inner
-lips (the mouth opening) and each eye."""
-
-
 def correction_weights(keypoints: Tensor, prior: Tensor, margin: float = 0.5,
                        stretch: float = 1.5) -> Tensor:  # fmt: skip
     """Where G v2's rendering is charged for changing the warped image (1) and where it is
-    free to (0), ``(B, 1, S, S)``: what the mesh warp cannot get right is free. Free are
-    ellipses around the mouth opening and each eye (their keypoints' extent, grown by
-    ``margin`` of it on every side; an opening counts as at least a third as high as it
-    is wide, so a shut mouth still has one),
-    and pixels where the prior's backward map changes area by more than ``stretch`` times
-    either way (a side turned into view, a fold). ``keypoints`` ``(B, 68, 3)`` crop
+    free to (0), ``(B, 1, S, S)``: what the mesh warp cannot get right is free
+    (:func:`freehead.models.regions.free_regions`: the mouth and eye ellipses, stretched or
+    folded pixels, samples beyond the source's frame). ``keypoints`` ``(B, 68, 3)`` crop
     coordinates ([-1, 1]); ``prior`` ``(B, 2, S, S)`` in grid units."""
-    n, _, h, w = prior.shape
-    ys = (torch.arange(h, dtype=prior.dtype) + 0.5) * (2.0 / h) - 1.0
-    xs = (torch.arange(w, dtype=prior.dtype) + 0.5) * (2.0 / w) - 1.0
-    gy, gx = torch.meshgrid(ys, xs, indexing="ij")  # (S, S)
-    free = torch.zeros(n, h, w, dtype=torch.bool)
-    for lo, hi in FREE_REGIONS:
-        pts = keypoints[:, lo:hi, :2].to(prior.dtype)
-        top, bottom = pts.amin(1), pts.amax(1)  # (B, 2)
-        centre, half = (top + bottom) / 2, (bottom - top) / 2
-        half = torch.stack([half[:, 0], torch.maximum(half[:, 1], half[:, 0] / 3)], 1)
-        half = (half * (1 + 2 * margin)).clamp_min(1e-6)
-        dx = (gx - centre[:, 0, None, None]) / half[:, 0, None, None]
-        dy = (gy - centre[:, 1, None, None]) / half[:, 1, None, None]
-        free |= dx * dx + dy * dy <= 1.0
-    # the backward map's area change in pixels: det(I + d(flow * S/2) / d pixel)
-    fx, fy = prior[:, 0] * (w / 2.0), prior[:, 1] * (h / 2.0)
-    jxx, jxy = 1 + torch.gradient(fx, dim=2)[0], torch.gradient(fx, dim=1)[0]
-    jyx, jyy = torch.gradient(fy, dim=2)[0], 1 + torch.gradient(fy, dim=1)[0]
-    area = jxx * jyy - jxy * jyx
-    free |= (area > stretch) | (area < 1.0 / stretch)
-    return (~free).to(prior.dtype)[:, None]
+    return (~free_regions(keypoints, prior, margin, stretch)).to(prior.dtype)[:, None]
 
 
 def _gaussian_window(size: int = 11, sigma: float = 1.5) -> Tensor:

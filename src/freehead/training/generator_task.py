@@ -38,6 +38,7 @@ from freehead.models.backbone import to_image
 from freehead.models.critics import CriticConfig, Critics
 from freehead.models.gaze import GazeEstimator, cut_eye_patches, eye_frames
 from freehead.models.generator import Generator, GeneratorConfig, warp
+from freehead.models.regions import gate_regions
 from freehead.perception.eyes import TEMPLATE
 from freehead.training.data import AugmentConfig, GeneratorPairs, StillMotion
 from freehead.training.gan_losses import (
@@ -183,6 +184,15 @@ _Judge = Callable[[Tensor], tuple[list[list[Tensor]], list[list[Tensor]]]]
 """The critics on a batch of images: (scores and features of the images, of the targets)."""
 
 
+def _gate(generator: Any, keypoints: Tensor, prior: Tensor | None) -> Tensor | None:
+    """The regions a ``correction_regions`` G v2 may change, ``(B', 1, S/4, S/4)``, for
+    B' targets drawn from B target ``keypoints`` ``(B, 68, 3)`` (B' = B, or 2B with
+    redirection) and their prior flows ``(B', M, 2, S, S)``; None for other Gs."""
+    if prior is None or not generator.config.correction_regions:
+        return None
+    return gate_regions(keypoints.repeat(prior.shape[0] // keypoints.shape[0], 1, 1), prior)
+
+
 def _render(
     generator: Any, batch: dict[str, Tensor]
 ) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
@@ -199,7 +209,8 @@ def _render(
         sketches = torch.cat([sketch, batch["redirect_sketch"]])
         if prior is not None:  # the redirected rendering's irises (and lids) moved by the mesh
             prior = torch.cat([prior, batch["redirect_prior"]])
-    rendered = generator(sources, source_sketches, sketches, prior)
+    rendered = generator(sources, source_sketches, sketches, prior,
+                         _gate(generator, batch["target_keypoints"], prior))  # fmt: skip
     residual = None
     if prior is not None:  # grid units (2 / S per pixel) -> pixels
         residual = (rendered.warped.flow - prior) * (prior.shape[-1] / 2.0)
@@ -400,8 +411,10 @@ class GeneratorTask(Task):
         l1, psnr, warped_l1, prior_l1, gaze, tiles = [], [], [], [], [], []
         for target, sources in pairs:
             item = {k: v[None].to(device) for k, v in data.item(target, sources, None).items()}
+            prior = item.get("source_prior")
+            gate = _gate(model.generator, item["target_keypoints"], prior)
             out = model.generator(item["source_image"], item["source_sketch"],
-                                  item["target_sketch"], item.get("source_prior"))  # fmt: skip
+                                  item["target_sketch"], prior, gate)  # fmt: skip
             diff = (out.image - item["target_image"]) / 2  # [0, 1] units
             l1.append(float(diff.abs().mean()))
             psnr.append(float(-10 * torch.log10(diff.pow(2).mean().clamp_min(1e-10))))
