@@ -6,7 +6,9 @@ On same-clip pairs of ``--data``'s held-out clips (each clip's first frame the s
 checkpoint given: the L1 ([0, 1] units) against the target of G's output, of its warped
 source (prior + residual flow) and of the source warped by the prior alone, split into
 the pixels :func:`freehead.training.gan_losses.correction_weights` leaves free (mouth,
-eyes, stretched or folded parts) and the rest.
+eyes, stretched or folded parts, beyond the source's frame) and the rest. ``--gate`` runs
+each G as a gated G v2 (``correction_regions``: it changes the warp only in the free
+regions), whatever its file says.
 
     .venv/bin/python benchmarks/g_v2_regions.py --data data/v2 FRESH_G_V2 runs/g_v2/checkpoints/step_00000500.safetensors
 """
@@ -14,6 +16,7 @@ eyes, stretched or folded parts) and the rest.
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -54,6 +57,7 @@ def main() -> None:
     parser.add_argument("models", nargs="+", help="G v2 model files or training checkpoints")
     parser.add_argument("--data", default="data/v2")
     parser.add_argument("--per-clip", type=int, default=8)
+    parser.add_argument("--gate", action="store_true", help="run each G as a gated G v2")
     args = parser.parse_args()
     torch.set_num_threads(2)
     items = held_out_items(args.data, args.per_clip)
@@ -61,6 +65,10 @@ def main() -> None:
     print("| model | output | warped | prior alone |\n|---|---|---|---|")
     for path in args.models:
         g = Generator.from_pretrained(path).eval()
+        if args.gate and not g.config.correction_regions:
+            gated = Generator(replace(g.config, correction_regions=True))
+            gated.load_state_dict(g.state_dict())
+            g = gated.eval()
         rows = []
         for item in items:
             prior = item["source_prior"]
@@ -77,7 +85,8 @@ def main() -> None:
             )
         mean = np.mean(rows, axis=0)  # (3, 2)
         cells = " | ".join(f"{free:.4f} / {rest:.4f}" for free, rest in mean)
-        print(f"| {path} | {cells} |", flush=True)
+        name = f"{path} (gated)" if args.gate else path
+        print(f"| {name} | {cells} |", flush=True)
 
 
 if __name__ == "__main__":

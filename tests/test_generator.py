@@ -418,14 +418,14 @@ def test_a_few_g_v2_steps_train(tiny_dataset, tmp_path):
                                        "        flow_prior: mesh, correction_regions: true}")
                       .replace("steps: 40", "steps: 12").replace("validate_every: 40",
                                                                  "validate_every: 12")
-                      + "perceptual: l1_msssim\nidentity: none\nloss: {flow_residual: 0.1, correction: 1.0}\n")  # fmt: skip
+                      + "perceptual: l1_msssim\nidentity: none\nloss: {flow_residual: 0.1, correction: 1.0, free_correction: 0.5}\n")  # fmt: skip
     run = tmp_path / "run"
     torch.manual_seed(0)
     final = train(GeneratorTask, tiny_dataset, run, config)
     with open(run / "train.csv") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 12 and all(np.isfinite(float(r["loss"])) for r in rows)
-    for term in ("flow_residual", "correction"):  # zero at the start, then what G added
+    for term in ("flow_residual", "correction", "free_correction"):  # 0, then what G added
         values = [float(r[term]) for r in rows]
         assert values[0] == 0 and 0 < values[-1] < 5, term
     with open(run / "val.csv") as f:

@@ -107,3 +107,19 @@ def test_the_written_out_derivative_is_torch_gradient():
     x = torch.randn(2, 2, 7, 9)
     for dim in (2, 3):
         assert torch.allclose(_derivative(x, dim), torch.gradient(x, dim=dim)[0], atol=1e-6)
+
+
+def test_an_open_gate_is_no_gate():
+    """Training with the gate open (``gate_in_training`` off) is training the ungated G:
+    the same weights give the same picture."""
+    gated = _gated_g_with_weights()
+    ungated = Generator(GeneratorConfig(**{**GATED.__dict__, "correction_regions": False}))
+    ungated.load_state_dict(gated.state_dict())
+    torch.manual_seed(2)
+    images = torch.rand(1, 1, 3, 64, 64) * 2 - 1
+    sketch = torch.rand(1, 3, 64, 64) * 2 - 1
+    prior = torch.randn(1, 1, 2, 64, 64) * 0.02
+    with torch.no_grad():
+        a = gated(images, images, sketch, prior, torch.ones(1, 1, 16, 16)).image
+        b = ungated.eval()(images, images, sketch, prior).image
+    assert torch.equal(a, b)

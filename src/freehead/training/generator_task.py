@@ -38,7 +38,7 @@ from freehead.models.backbone import to_image
 from freehead.models.critics import CriticConfig, Critics
 from freehead.models.gaze import GazeEstimator, cut_eye_patches, eye_frames
 from freehead.models.generator import Generator, GeneratorConfig, warp
-from freehead.models.regions import gate_regions
+from freehead.models.regions import GATE_SCALE, gate_regions
 from freehead.perception.eyes import TEMPLATE
 from freehead.training.data import AugmentConfig, GeneratorPairs, StillMotion
 from freehead.training.gan_losses import (
@@ -72,7 +72,8 @@ class GeneratorLossWeights:
     makes to the warped image (in [0, 1] units), likewise: fill what the warp lacks (a
     mouth, a seam), leave the rest as the warp has it. Where the warp cannot be right (the
     mouth opening, the eyes, where the prior stretches or folds the source:
-    :func:`~freehead.training.gan_losses.correction_weights`) the change is free."""
+    :func:`~freehead.training.gan_losses.correction_weights`) the change is free of that
+    charge and pays ``free_correction`` instead (0: nothing)."""
 
     adversarial: float = 1.0
     feature_matching: float = 10.0
@@ -86,6 +87,7 @@ class GeneratorLossWeights:
     l1: float = 0.0
     flow_residual: float = 0.0
     correction: float = 0.0
+    free_correction: float = 0.0
 
 
 GAN_TRAINING = TrainConfig(lr=2e-4, weight_decay=0.0, warmup_steps=0, final_lr_fraction=1.0,
@@ -109,7 +111,11 @@ class GeneratorRunConfig:
     ``gaze_on_warp``: E_gaze's gaze and redirection terms judge the warped image (what the
     flow moved) instead of the output, so G cannot lower them by painting the eye patches
     (for a G v2, whose prior already turns the irises);
-    ``bf16``: run G and the critics under bfloat16 autocast (CPUs with AVX512-BF16, GPUs)."""
+    ``bf16``: run G and the critics under bfloat16 autocast (CPUs with AVX512-BF16, GPUs);
+    ``gate_in_training``: a gated G v2 (``model.correction_regions``) trains with its gate,
+    changing the warp only where it cannot be right; without (the default), with the gate
+    open everywhere, so G may change any pixel, charged by ``loss.correction``, and the gate
+    holds only at inference and in validation."""
 
     model: GeneratorConfig = field(default_factory=GeneratorConfig)
     critics: CriticConfig = field(default_factory=CriticConfig)
@@ -128,6 +134,7 @@ class GeneratorRunConfig:
     gaze_pairs: float = 0.0
     gaze_on_warp: bool = False
     bf16: bool = False
+    gate_in_training: bool = False
     train: TrainConfig = field(default_factory=lambda: GAN_TRAINING)
 
 
@@ -184,22 +191,28 @@ _Judge = Callable[[Tensor], tuple[list[list[Tensor]], list[list[Tensor]]]]
 """The critics on a batch of images: (scores and features of the images, of the targets)."""
 
 
-def _gate(generator: Any, keypoints: Tensor, prior: Tensor | None) -> Tensor | None:
+def _gate(generator: Any, keypoints: Tensor, prior: Tensor | None,
+          open_gate: bool = False) -> Tensor | None:  # fmt: skip
     """The regions a ``correction_regions`` G v2 may change, ``(B', 1, S/4, S/4)``, for
     B' targets drawn from B target ``keypoints`` ``(B, 68, 3)`` (B' = B, or 2B with
-    redirection) and their prior flows ``(B', M, 2, S, S)``; None for other Gs."""
+    redirection) and their prior flows ``(B', M, 2, S, S)``, or with ``open_gate`` all of
+    it (ones); None for other Gs."""
     if prior is None or not generator.config.correction_regions:
         return None
+    if open_gate:
+        s = prior.shape[-1] // GATE_SCALE
+        return prior.new_ones(prior.shape[0], 1, s, s)
     return gate_regions(keypoints.repeat(prior.shape[0] // keypoints.shape[0], 1, 1), prior)
 
 
 def _render(
-    generator: Any, batch: dict[str, Tensor]
+    generator: Any, batch: dict[str, Tensor], open_gate: bool = False
 ) -> tuple[Tensor, Tensor, Tensor, Tensor | None]:
     """G's renderings of a batch's B targets: ``(B, 3, S, S)``, or with redirection
     ``(2B, 3, S, S)`` (each target, then each redirected one); the warped sources of
     each; the sketches the renderings were drawn from; and (G v2) the residual G added to
-    each source's prior flow, ``(B or 2B, M, 2, S, S)`` in pixels (None for a plain G)."""
+    each source's prior flow, ``(B or 2B, M, 2, S, S)`` in pixels (None for a plain G).
+    ``open_gate``: a gated G v2's gate is open everywhere (``gate_in_training`` off)."""
     sketch = batch["target_sketch"]
     sources, source_sketches, sketches = (
         batch["source_image"], batch["source_sketch"], sketch)  # fmt: skip
@@ -210,7 +223,7 @@ def _render(
         if prior is not None:  # the redirected rendering's irises (and lids) moved by the mesh
             prior = torch.cat([prior, batch["redirect_prior"]])
     rendered = generator(sources, source_sketches, sketches, prior,
-                         _gate(generator, batch["target_keypoints"], prior))  # fmt: skip
+                         _gate(generator, batch["target_keypoints"], prior, open_gate))  # fmt: skip
     residual = None
     if prior is not None:  # grid units (2 / S per pixel) -> pixels
         residual = (rendered.warped.flow - prior) * (prior.shape[-1] / 2.0)
@@ -324,7 +337,9 @@ class GeneratorTask(Task):
             if frozen is not None:
                 frozen.to(target.device)
         with self._autocast():
-            fakes, warped, sketches, residual = _render(wrapped.generator, batch)
+            fakes, warped, sketches, residual = _render(
+                wrapped.generator, batch, open_gate=not self.config.gate_in_training
+            )
             judge = _judge(wrapped.critics, batch, sketches, fakes.shape[0])
             terms = self._generator_terms(batch, fakes.float(), warped.float(), judge, residual)
             loss_g = sum(getattr(self.config.loss, k) * v for k, v in terms.items())
@@ -372,7 +387,10 @@ class GeneratorTask(Task):
             if "redirect_prior" in batch:
                 prior = torch.cat([prior, batch["redirect_prior"][:, 0]])
             weight = correction_weights(kp.repeat(prior.shape[0] // b, 1, 1), prior)
-            terms["correction"] = ((fakes - warped).abs() * weight).mean() / 2
+            change = (fakes - warped).abs()
+            terms["correction"] = (change * weight).mean() / 2
+            if self.config.loss.free_correction > 0:
+                terms["free_correction"] = (change * (1 - weight)).mean() / 2
         if "redirect_sketch" in batch:
             terms["redirect_gaze"] = self.eyes.gaze_towards(
                 judged[b:], kp, batch["redirect_gaze"], batch["target_eyes_open"]
