@@ -28,9 +28,13 @@ the residual, at full resolution for the image. The rendering network's output i
 ``warped + sigmoid(z) · 2 tanh(c)``: a correction of the warped image, weighed per pixel.
 The residual flow and the correction ``c`` start at exactly zero, so a fresh G v2 outputs
 the mesh warp (of one source; M sources start as their mean), and learning adds only what
-the warp lacks. (A gate ``clamp(z, 0, 1)`` blending colours with the warped image, starting
-shut, died shut within 500 steps of a run; passing its gradient straight through the clamp
-opened it onto bad colours, and the run's losses rose.) With
+the warp lacks. Built with ``correction_regions``, it also takes per target a gate
+``(B, 1, S/4, S/4)`` (:func:`freehead.models.regions.gate_regions`: the mouth, the eyes,
+stretched or folded parts, what lies beyond the source's frame) that scales the residual
+and the correction, so that elsewhere its output is the mesh warp. (An earlier learned
+gate ``clamp(z, 0, 1)`` blending colours with the warped image, starting shut, died shut
+within 500 steps of a run; passing its gradient straight through the clamp opened it onto
+bad colours, and the run's losses rose.) With
 ``flow_prior="none"`` G is the paper's (and the shipped v1's) network.
 """
 
