@@ -162,20 +162,30 @@ class MeshPrior:
         is none to transfer (no driver, either face's eyes shut, or a gaze was asked for)."""
         if driven is None or driven.gaze_in_head is None or source.gaze_in_head is None:
             return None
-        rotation = self._moved_pose(source, motion, driven).rotation
+        return self._transfer(source, driven, self._moved_pose(source, motion, driven).rotation)
+
+    def _transfer(self, source: MeshSource, driven: DrivenMesh,
+                  rotation: np.ndarray) -> np.ndarray:  # fmt: skip
+        """:meth:`transferred` for a target head turned by ``rotation`` ``(3, 3)``; both
+        gazes are known."""
         angles = transferred_gaze(source.gaze_in_head, driven.gaze_in_head, rotation,
                                   self.gaze_gain)  # fmt: skip
         return np.clip(angles, -MAX_GAZE_DEG, MAX_GAZE_DEG)
 
     def aim(self, source: MeshSource, motion: FaceMotion, driven: DrivenMesh | None,
-            gaze_angles: np.ndarray) -> np.ndarray:  # fmt: skip
+            gaze_angles: np.ndarray, moved: HeadPose | None = None) -> np.ndarray:  # fmt: skip
         """The camera-frame (pitch, yaw) ``(2,)`` in degrees that :meth:`target` turns the
         source's irises to: the driver's gaze transferred (:meth:`transferred`) or else
         ``gaze_angles`` (``(2,)`` or per eye ``(2, 2)``, averaged), within
-        :data:`MAX_GAZE_DEG`."""
-        angles = self.transferred(source, motion, driven)
-        if angles is not None:
-            return angles
+        :data:`MAX_GAZE_DEG`. ``moved``: the target head's pose, where already known."""
+        if (
+            driven is not None
+            and driven.gaze_in_head is not None
+            and source.gaze_in_head is not None
+        ):
+            pose = moved if moved is not None else self._moved_pose(source, motion, driven)
+            rotation = pose.rotation
+            return self._transfer(source, driven, rotation)
         asked = np.broadcast_to(np.asarray(gaze_angles, np.float64), (2, 2)).mean(0)
         return np.clip(asked, -MAX_GAZE_DEG, MAX_GAZE_DEG)
 
@@ -187,7 +197,7 @@ class MeshPrior:
         moved = self._moved_pose(source, motion, driven)
         head = source.warp.head if driven is None else source.warp.head + driven.offsets
         target = WarpTarget(mesh=moved.apply(head), pose=moved)
-        pitch, yaw = self.aim(source, motion, driven, gaze_angles)
+        pitch, yaw = self.aim(source, motion, driven, gaze_angles, moved)
         return self.warper.look(target, float(pitch), float(yaw))
 
     def flows(self, sources: list[MeshSource], motion: FaceMotion, driven: list,
