@@ -45,7 +45,15 @@ def test_graphs_take_any_batch(exported):
     x = rng.uniform(-1, 1, (2, 3, 256, 256)).astype(np.float32)
     h1, h2, h3 = source.run(None, {"image": x, "sketch": x})
     frame = ort.InferenceSession(str(exported / "generator_frame_m1.onnx"))
-    (img,) = frame.run(None, {"image": x, "h1": h1, "h2": h2, "h3": h3, "target_sketch": x})
+    feed = {"image": x, "h1": h1, "h2": h2, "h3": h3, "target_sketch": x}
+    inputs = {i.name for i in frame.get_inputs()}
+    if "prior" in inputs:  # G v2: each source's mesh flow (identity here), and its gate
+        grid = np.linspace(-1, 1, 256, dtype=np.float32)
+        feed["prior"] = np.broadcast_to(np.stack(np.meshgrid(grid, grid)), (2, 2, 256, 256)).copy()
+    if "gate" in inputs:
+        feed["gate"] = rng.uniform(0, 1, (2, 1, 64, 64)).astype(np.float32)
+    assert inputs == set(feed), inputs
+    (img,) = frame.run(None, feed)
     assert img.shape == (2, 3, 256, 256) and np.abs(img).max() <= 1.0
 
 
