@@ -21,6 +21,7 @@ import torch
 
 from freehead.checkpoint import save_model
 from freehead.config import load_config
+from freehead.errors import FreeheadError
 from freehead.models.generator import Generator
 from freehead.models.shipped import model_file
 from freehead.training.generator_task import GeneratorRunConfig
@@ -53,10 +54,13 @@ def main() -> None:
     parser.add_argument("--out", default=None, help="model file (default: the shipped G)")
     args = parser.parse_args()
     if args.geometry_only == (args.checkpoint is not None):
-        parser.error("give a checkpoint or --geometry-only, not both")
-    g = geometry_only() if args.geometry_only else from_file(args.checkpoint, args.gated)
-    out = Path(args.out) if args.out else model_file("generator")
-    save_model(out, g.eval(), "generator", g.config)
+        parser.error("give either a checkpoint or --geometry-only")
+    try:
+        g = geometry_only() if args.geometry_only else from_file(args.checkpoint, args.gated)
+        out = Path(args.out) if args.out else model_file("generator")
+        save_model(out, g.eval(), "generator", g.config)
+    except FreeheadError as e:
+        raise SystemExit(f"error: {e}") from None
     print(f"{out}: G, {g.config.flow_prior} prior, gated: {g.config.correction_regions}")
 
 
