@@ -16,7 +16,6 @@ regions), whatever its file says.
 from __future__ import annotations
 
 import argparse
-from dataclasses import replace
 
 import numpy as np
 import torch
@@ -65,10 +64,8 @@ def main() -> None:
     print("| model | output | warped | prior alone |\n|---|---|---|---|")
     for path in args.models:
         g = Generator.from_pretrained(path).eval()
-        if args.gate and not g.config.correction_regions:
-            gated = Generator(replace(g.config, correction_regions=True))
-            gated.load_state_dict(g.state_dict())
-            g = gated.eval()
+        if args.gate:
+            g = g.with_gate()
         rows = []
         for item in items:
             prior = item["source_prior"]

@@ -39,11 +39,7 @@ def geometry_only() -> Generator:
 def from_file(path: str, gated: bool) -> Generator:
     """G of a training checkpoint or model file; ``gated``: with the gate on."""
     g = Generator.from_pretrained(path)
-    if gated and not g.config.correction_regions:
-        gated_g = Generator(replace(g.config, correction_regions=True))
-        gated_g.load_state_dict(g.state_dict())
-        g = gated_g
-    return g
+    return g.with_gate() if gated else g
 
 
 def main() -> None:

@@ -109,6 +109,17 @@ def test_the_written_out_derivative_is_torch_gradient():
         assert torch.allclose(_derivative(x, dim), torch.gradient(x, dim=dim)[0], atol=1e-6)
 
 
+def test_with_gate_keeps_the_weights_and_turns_the_gate_on():
+    ungated = Generator(GeneratorConfig(**{**GATED.__dict__, "correction_regions": False}))
+    gated = ungated.eval().with_gate()
+    assert gated.config.correction_regions and not gated.training
+    assert gated.config == GATED
+    weights, gated_weights = ungated.state_dict(), gated.state_dict()
+    assert weights.keys() == gated_weights.keys()
+    assert all(torch.equal(weights[k], gated_weights[k]) for k in weights)
+    assert gated.with_gate() is gated
+
+
 def test_an_open_gate_is_no_gate():
     """Training with the gate open (``gate_in_training`` off) is training the ungated G:
     the same weights give the same picture."""

@@ -40,7 +40,7 @@ bad colours, and the run's losses rose.) With
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -377,6 +377,16 @@ class Generator(nn.Module):
             "generator",
             model_file("generator") if path is None else Path(path),
         )
+
+    def with_gate(self) -> Generator:
+        """This G v2 with ``correction_regions`` on and the same weights (itself if it is
+        gated already): trained with the gate open, it changes the warp only where the
+        gate lets it at inference."""
+        if self.config.correction_regions:
+            return self
+        gated = Generator(replace(self.config, correction_regions=True))
+        gated.load_state_dict(self.state_dict())
+        return gated.train(self.training)
 
     def encode_sources(self, images: Tensor, sketches: Tensor) -> SourceFeatures:
         """Per-source work, done once: ``(B, M, 3, S, S)`` images and sketches."""
