@@ -47,7 +47,6 @@ from freehead.data.people import (
     MARGIN,
     MIN_FACE_PX,
     PEOPLE_FORMAT,
-    _write_png,
     cut_portrait,
     face_box,
     face_descriptor,
@@ -56,6 +55,7 @@ from freehead.data.people import (
     read_people,
     recorded_descriptors,
     sample_people_key,
+    write_png,
 )
 from freehead.data.samples import Package, SampleFile, fetch_package
 from freehead.errors import FreeheadError
@@ -213,7 +213,7 @@ def _find(folder: Path, packages: Sequence[Package]) -> tuple[list[FoundFace], n
                 box = face_box(landmarks)
                 faces.append(FoundFace(f.path, box))
                 descriptors.append(face_descriptor(encoder, image, box))
-    return faces, np.asarray(descriptors, np.float64).reshape(len(faces), -1)
+    return faces, np.asarray(descriptors, np.float64).reshape(len(faces), 128)
 
 
 def _write(folder: Path, prefix: str, faces: Sequence[FoundFace], descriptors: np.ndarray,
@@ -231,7 +231,7 @@ def _write(folder: Path, prefix: str, faces: Sequence[FoundFace], descriptors: n
                 face = faces[face_index]
                 rel = f"{PEOPLE_DIR}/{name}/{i}.png"
                 cut, _, _ = cut_portrait(read_image(folder / face.source), face.box)
-                digest = _write_png(Path(tmp) / rel, cut)
+                digest = write_png(Path(tmp) / rel, cut)
                 records.append({"source": face.source, "box": list(face.box), "image": rel,
                                 "sha256": digest})  # fmt: skip
             people.append({"name": name, "faces": records})
@@ -240,7 +240,7 @@ def _write(folder: Path, prefix: str, faces: Sequence[FoundFace], descriptors: n
         out.rename(folder / PEOPLE_DIR)
     kept = [i for g in groups for i in g]
     buf = io.BytesIO()
-    np.save(buf, descriptors[kept].reshape(len(kept), -1))
+    np.save(buf, descriptors[kept].reshape(len(kept), 128))
     atomic_write_bytes(folder / DESCRIPTORS_FILE, buf.getvalue())
     return people
 

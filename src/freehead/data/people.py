@@ -447,7 +447,7 @@ def people_key(
     return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()
 
 
-def _write_png(path: Path, rgb: np.ndarray) -> str:
+def write_png(path: Path, rgb: np.ndarray) -> str:
     """Write an RGB image as PNG; its sha256."""
     path.parent.mkdir(parents=True, exist_ok=True)
     ok, buf = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
@@ -483,7 +483,7 @@ def _person_files(samples: Path, tmp: Path, person: Person) -> dict[str, object]
         out, digest = outputs.get(i), None
         if out is not None:
             cut, _, _ = cut_portrait(read_image(samples / face.source), face.box)
-            digest = _write_png(tmp / out, cut)
+            digest = write_png(tmp / out, cut)
         records.append(_face_record(face, out, digest))
     return {"name": person.name, "split": person.split, "kind": person.kind,
             "sources": list(person.sources), "portrait": portrait, "faces": records}  # fmt: skip
