@@ -20,17 +20,12 @@ import numpy as np
 import torch
 
 from freehead.apps.demo import DRIVER_START, follow_figures, sample_paths
+from freehead.data.people import first_faces
 from freehead.inference.reenactor import ReenactOptions, Reenactor
 from freehead.media import open_frames, read_image
 
 FIGURES = ("head_motion_error_deg", "driver_head_motion_deg", "gaze_in_head_error_deg",
            "portrait_gaze_in_head_error_deg", "identity_distance_to_portrait")  # fmt: skip
-
-
-def portraits(stills: Path) -> list[Path]:
-    """The first image of each person's folder (group photos, ``*group*``, left out)."""
-    folders = sorted(p for p in stills.iterdir() if p.is_dir() and "group" not in p.name)
-    return [sorted(f for f in d.iterdir() if f.is_file())[0] for d in folders if any(d.iterdir())]
 
 
 def follow(reenactor: Reenactor, portrait: np.ndarray, drivers: list[np.ndarray],
@@ -52,7 +47,7 @@ def main() -> None:
     parser.add_argument("--generator", default=None, help="a G model file (default: shipped)")
     args = parser.parse_args()
     torch.set_num_threads(2)
-    paths = portraits(Path(args.stills))
+    paths = first_faces(args.stills)
     if not paths:
         raise SystemExit(f"error: no portraits in {args.stills}")
     _, video_path = sample_paths(Path(args.samples))

@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import replace
-from pathlib import Path
 
 import torch
 
+from freehead.data.people import first_faces
 from freehead.evaluation.methods import make_method
 from freehead.evaluation.unseen import UnseenConfig, evaluate_unseen
 
@@ -36,13 +36,6 @@ SHOWN = {
 }
 
 
-def training_portraits(stills: Path) -> list[Path]:
-    """The first image of each person's folder, group photos (``*group*``) left out."""
-    folders = sorted(p for p in stills.iterdir() if p.is_dir() and "group" not in p.name)
-    firsts = [sorted(f for f in folder.iterdir() if f.is_file())[:1] for folder in folders]
-    return [files[0] for files in firsts if files]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--generator", required=True, help="a G v2 model file")
@@ -52,7 +45,7 @@ def main() -> None:
     parser.add_argument("--frames-per-clip", type=int, default=6)
     args = parser.parse_args()
     torch.set_num_threads(1)
-    portraits = training_portraits(Path(args.stills))
+    portraits = first_faces(args.stills)
     if not portraits:
         raise SystemExit(f"error: no training stills in {args.stills}")
     method = make_method("freehead", args.generator)

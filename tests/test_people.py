@@ -251,6 +251,15 @@ def test_more_people_need_the_sample_data_first(tmp_path):
         assert_one_line_error(proc, "fetch-samples")
 
 
+def test_first_faces_takes_each_persons_first_image_and_skips_groups(tmp_path):
+    for rel in ("b/1.png", "b/0.png", "a/0.png", "feat_group_1/0.png", "empty/.keep"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(b"")
+    (tmp_path / "empty" / ".keep").unlink()
+    (tmp_path / "descriptors.npy").write_bytes(b"")
+    assert P.first_faces(tmp_path) == [tmp_path / "a/0.png", tmp_path / "b/0.png"]
+
+
 # -------------------------------------------------------------- the split by time
 def test_the_new_videos_are_split_by_time(samples, tmp_path):
     """The man's three files hold the same 72 filmed frames: each is cut where his 55th

@@ -621,6 +621,15 @@ def read_people(samples: str | Path) -> list[Person]:
     return people
 
 
+def first_faces(folder: str | Path) -> list[Path]:
+    """The first image of each person's folder under ``folder`` (``<person>/<k>.png``, as
+    ``people/train``, ``data/val/people`` and ``data/extra/people`` hold them), by name;
+    group photos' people (``*group*``) left out: their faces are small."""
+    people = sorted(p for p in Path(folder).iterdir() if p.is_dir() and "group" not in p.name)
+    firsts = [sorted(f for f in person.iterdir() if f.is_file())[:1] for person in people]
+    return [files[0] for files in firsts if files]
+
+
 def sample_people_key(samples: str | Path) -> str:
     """The key ``people.json`` holds (a hash of its inputs and settings)."""
     return str(_load(samples)["key"])
