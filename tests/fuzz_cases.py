@@ -545,7 +545,8 @@ def api_cases(reenactor, portrait: np.ndarray, frames: list[np.ndarray], web) ->
                           call=lambda v=value: list(r.eye_contact(v))))  # fmt: skip
     for field_name, value in (("smoothing", -1.0), ("smoothing", float("nan")), ("paste_back", "x"),
                               ("yaw", 500.0), ("gaze", "sideways"), ("gaze", 5),
-                              ("driver_face_index", -1), ("relative", "yes")):  # fmt: skip
+                              ("driver_face_index", -1), ("relative", "yes"),
+                              ("mouth", "teeth"), ("mouth", None)):  # fmt: skip
         cases.append(Case("api", f"reenact({field_name}={value!r})", ERROR,
                           call=lambda f=field_name, v=value: r.reenact(portrait, frames[0], **{f: v})))  # fmt: skip
     cases.append(Case("api", "ReenactOptions(smoothing='lots')", ERROR,

@@ -273,3 +273,30 @@ def test_a_gated_g_v2_exports_to_onnx_and_renders_as_pytorch(gated_g_v2, samples
     a = torch_r.reenact(portrait, driver, relative=False, crops=False).astype(np.float32)
     b = onnx_r.reenact(portrait, driver, relative=False, crops=False).astype(np.float32)
     assert np.abs(a - b).mean() < 0.5
+
+
+def test_a_mouth_opened_wider_than_the_sources_shows_the_drivers_interior(reenactor, samples):
+    """franck with his mouth shut, driven absolutely by himself with it open: the default
+    fill shows the driver's own interior there (the output's mouth comes nearer the
+    driver's than the warp's stretched lip does), the cavity fill darkens it, and every
+    option changes nothing outside the mouth."""
+    shut, open_ = read_video_frames(samples / "videos/franck/franck.mp4", [4720, 4000])
+    source = reenactor.prepare_source(shut)
+    driver = reenactor.prepare_source(open_).readings[0]
+    out = {
+        m: reenactor.reenact(source, open_, relative=False, mouth=m).astype(np.float32)
+        for m in ("warp", "cavity", "driver")
+    }
+    changed = np.abs(out["driver"] - out["warp"]).max(-1) > 0
+    assert changed.sum() > 100
+    ys, xs = np.nonzero(changed)
+    lips = driver.landmarks[[61, 291, 0, 17], :2]  # outer lip corners, top and bottom
+    assert xs.min() >= lips[:, 0].min() - 2 and xs.max() <= lips[:, 0].max() + 2
+    assert ys.min() >= lips[:, 1].min() - 2 and ys.max() <= lips[:, 1].max() + 2
+    assert np.array_equal(changed, np.abs(out["cavity"] - out["warp"]).max(-1) > 0)
+    real = driver.crop.astype(np.float32)[changed]
+    assert (
+        np.abs(out["driver"][changed] - real).mean()
+        < 0.6 * np.abs(out["warp"][changed] - real).mean()
+    )
+    assert out["cavity"][changed].mean() < out["warp"][changed].mean() - 20

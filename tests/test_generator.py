@@ -580,3 +580,39 @@ def test_held_out_targets_spread_over_the_clip_to_its_last_frame():
     assert spread_targets(21, 4).tolist() == [5, 10, 15, 20]
     assert spread_targets(3, 5).tolist() == [1, 2]
     assert spread_targets(1, 3).tolist() == []
+
+
+@pytest.mark.parametrize("adversarial", [0.0, 1.0])
+def test_critics_run_and_train_only_when_a_term_reads_them(tiny_dataset, tmp_path, adversarial):
+    """With adversarial and feature matching at 0 (loss.uses_critics off) a step leaves the
+    critics as they were and logs their terms as 0; with a GAN term they train."""
+    from dataclasses import replace
+
+    from torch.utils.data import default_collate
+
+    from freehead.config import load_config
+    from freehead.data.dataset import Dataset
+    from freehead.training.generator_task import GeneratorRunConfig, GeneratorTask
+
+    path = tmp_path / "g.yaml"
+    path.write_text(TINY_RUN + "perceptual: l1_msssim\nidentity: none\n")
+    config = load_config(GeneratorRunConfig, path)
+    loss = replace(config.loss, adversarial=adversarial, feature_matching=adversarial)
+    task = GeneratorTask(replace(config, loss=loss), Dataset(tiny_dataset))
+    torch.manual_seed(0)
+    model = task.build_model()
+    optimizers = task.build_optimizers(model)
+    pairs = task.train_dataset()
+    batch = default_collate([pairs[0], pairs[1]])
+    critics = [p.detach().clone() for p in model.critics.parameters()]
+    g = [p.detach().clone() for p in model.generator.parameters()]
+    terms = task.train_step(task.distribute(model, lambda m: m), batch, optimizers)
+    moved = [
+        any(not torch.equal(a, b) for a, b in zip(before, part.parameters(), strict=True))
+        for before, part in ((critics, model.critics), (g, model.generator))
+    ]
+    critics_moved = moved[0]
+    assert moved[1]
+    assert critics_moved == (adversarial > 0)
+    assert (float(terms["critic"]) != 0) == (adversarial > 0)
+    assert (float(terms["adversarial"]) != 0) == (adversarial > 0)

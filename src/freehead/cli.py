@@ -30,6 +30,7 @@ COMMON: dict[str, tuple[str, dict]] = {
     "gaze": ("--gaze", dict(default="transfer", help="transfer, camera, P,Y (--gaze=-5,10) or a CSV")),
     "smooth": ("--smooth", dict(type=float, default=1.0, metavar="S", help="0 off, 1 default")),
     "source": ("--source", dict(required=True, nargs="+", metavar="IMG", help="portrait(s)")),
+    "mouth": ("--mouth", dict(choices=["driver", "cavity", "warp"], default="driver", help="where the mouth opens wider than the portrait's: the driver's interior (default), a dark cavity, or the warp as G draws it")),
 }  # fmt: skip
 """Options several commands share, by name."""
 
@@ -135,7 +136,7 @@ def _add_evaluation_commands(sub) -> None:
 # ---------------------------------------------------------------------- inference
 def _add_inference_commands(sub) -> None:
     p = _command(sub, "reenact", _cmd_reenact, "animate a portrait with a driving video",
-                 "source", "out", "gaze", "smooth", "start", "max_frames", *MODEL_ARGS,
+                 "source", "out", "gaze", "smooth", "mouth", "start", "max_frames", *MODEL_ARGS,
                  description="Several --source images of one person: N-shot. The driving "
                  "video's audio is kept. --out is an image for an image driver.")  # fmt: skip
     p.add_argument("--driving", required=True, metavar="VIDEO", help="video, frames or image")
@@ -191,7 +192,7 @@ def _add_app_commands(sub) -> None:
                  "checks the graphs against PyTorch on held-out sample frames.")  # fmt: skip
 
     p = _command(sub, "live", _cmd_live, "reenact a camera (or a video standing in) as frames "
-                 "come", "source", "gaze", "smooth", "max_frames", "json", *MODEL_ARGS,
+                 "come", "source", "gaze", "smooth", "mouth", "max_frames", "json", *MODEL_ARGS,
                  description="A camera (or --realtime) never waits: the oldest frame is dropped "
                  "when the pipeline is busy.")  # fmt: skip
     feed = p.add_mutually_exclusive_group(required=True)
@@ -374,7 +375,8 @@ def _cmd_reenact(args: Namespace) -> int:
     from freehead.inference.reenactor import ReenactOptions
 
     options = ReenactOptions(args.relative, args.gaze, args.yaw, args.pitch, args.roll,
-                             args.paste_back, args.smooth, args.driving_face_index).checked()  # fmt: skip
+                             args.paste_back, args.smooth, args.driving_face_index,
+                             mouth=args.mouth).checked()  # fmt: skip
     return _report(reenact_file(
         _reenactor(args), args.source, args.driving, args.out, options,
         source_face_index=args.face_index, overwrite=args.overwrite, start=args.start,
@@ -446,7 +448,7 @@ def _cmd_live(args: Namespace) -> int:
     live = LiveOptions(args.camera, args.driving, args.realtime, args.display,
                        args.virtual_camera, out, args.max_frames)  # fmt: skip
     options = ReenactOptions(relative=args.relative, gaze=args.gaze, paste_back=args.paste_back,
-                             smoothing=args.smooth).checked()  # fmt: skip
+                             smoothing=args.smooth, mouth=args.mouth).checked()  # fmt: skip
     summary = run_live(_reenactor(args), [read_image(p) for p in args.source], options, live,
                        args.face_index, [str(p) for p in args.source], args.threads)  # fmt: skip
     _write_json(args.json, asdict(summary))

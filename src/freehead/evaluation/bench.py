@@ -24,7 +24,7 @@ import torch
 
 from freehead.errors import FreeheadError
 
-STAGES = ("tracking", "crop", "keypoints", "gaze", "sketch", "mesh", "generator")
+STAGES = ("tracking", "crop", "keypoints", "gaze", "sketch", "mesh", "generator", "mouth")
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,7 @@ class BenchFigures:
     sketch_ms: float
     mesh_ms: float
     generator_ms: float
+    mouth_ms: float
     stages_ms: float
     end_to_end_ms: float
     peak_rss_mb: float

@@ -75,6 +75,9 @@ class FreeheadMethod(Method):
     drivers are single frames). Self-reenactment drives absolutely, cross-identity
     relatively to the driving clip's first frame, and gaze redirection is
     :meth:`~freehead.inference.reenactor.Reenactor.redirect_gaze` (only the eyes change).
+    Where a G v2's mouth opens wider than the source's, cross-identity shows the driver's
+    interior (the default, ``mouth="driver"``); self-reenactment the dark cavity, since
+    there the driver is the very frame the output is compared with.
 
     The prepared source is cached while the same source images come back.
     """
@@ -104,7 +107,7 @@ class FreeheadMethod(Method):
         self.prepare(sources)
         return self.reenactor.reenact(
             self._source, driver, reference=reference, relative=reference is not None,
-            crops=True, smoothing=0.0,
+            crops=True, smoothing=0.0, mouth="driver" if reference is not None else "cavity",
         )  # fmt: skip
 
     def redirect_gaze(self, source: np.ndarray, pitch: float, yaw: float) -> np.ndarray:

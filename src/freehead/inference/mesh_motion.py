@@ -96,6 +96,18 @@ class DriverMesh:
     gaze_in_head: np.ndarray | None
 
 
+@dataclass(frozen=True)
+class MouthGap:
+    """Where a target mouth opens wider than its source's: the output's pixels there and
+    their weights (``cavity``: rows, columns, weights ``(N,)``, or None;
+    :meth:`freehead.perception.meshwarp.MeshWarp.flow_and_cavity`), the target ``mesh``
+    ``(478, 3)`` in output pixels and the inner ``lips``' indices (upper, lower)."""
+
+    cavity: tuple[np.ndarray, np.ndarray, np.ndarray] | None
+    mesh: np.ndarray
+    lips: tuple[np.ndarray, np.ndarray]
+
+
 class MeshPrior:
     """Prepares sources and makes each frame's prior flows (see the module's text);
     ``gaze_gain``: :data:`GAZE_TRANSFER_GAIN`, for measuring others."""
@@ -204,10 +216,21 @@ class MeshPrior:
               gaze_angles: np.ndarray) -> np.ndarray:  # fmt: skip
         """The prior flow of each source, ``(m, 2, S, S)`` float32; ``driven``: per source,
         :meth:`drive`'s answer (or None)."""
-        return np.stack([
-            self.warper.flow(s.warp, self.target(s, motion, d, gaze_angles))
-            for s, d in zip(sources, driven, strict=True)
-        ])  # fmt: skip
+        return self.flows_and_mouth(sources, motion, driven, gaze_angles)[0]
+
+    def flows_and_mouth(self, sources: list[MeshSource], motion: FaceMotion, driven: list,
+                        gaze_angles: np.ndarray) -> tuple[np.ndarray, MouthGap]:  # fmt: skip
+        """:meth:`flows`, and the first source's mouth gap: where its target opens wider
+        than it (:mod:`freehead.inference.mouth_fill` fills it)."""
+        flows, gap = [], None
+        for s, d in zip(sources, driven, strict=True):
+            target = self.target(s, motion, d, gaze_angles)
+            flow, cavity = self.warper.flow_and_cavity(s.warp, target)
+            flows.append(flow)
+            if gap is None:
+                gap = MouthGap(cavity, target.mesh, self.warper.topology.lips)
+        assert gap is not None, "no sources"
+        return np.stack(flows), gap
 
 
 def transferred_gaze(source: np.ndarray, driver: np.ndarray, rotation: np.ndarray,

@@ -31,8 +31,9 @@ from freehead.errors import FreeheadError
 from freehead.inference.faces import CropReader, FaceReader, FaceReading, describe_faces
 from freehead.inference.gaze import GazeControl
 from freehead.inference.masks import eye_mask, face_mask
-from freehead.inference.mesh_motion import MeshPrior, MeshSource
+from freehead.inference.mesh_motion import MeshPrior, MeshSource, MouthGap
 from freehead.inference.motion import FaceMotion, relative_motion
+from freehead.inference.mouth_fill import fill_mouth
 from freehead.inference.networks import FaceNetworks, SourceEncoding
 from freehead.inference.read_ahead import run_ahead
 from freehead.inference.smoothing import OneEuroFilter, SmoothingConfig
@@ -42,6 +43,7 @@ from freehead.perception.crop import paste_back
 log = logging.getLogger(__name__)
 
 PASTE_BACK = (None, "source", "driver")
+MOUTH_FILLS = ("driver", "cavity", "warp")
 
 
 def _number(value, what: str) -> float:
@@ -103,6 +105,10 @@ class ReenactOptions:
     see :mod:`freehead.inference.smoothing`). ``driver_face_index``: the driver's face
     when there are several (0 = the largest). ``crops``: the driving images are aligned
     face crops (no tracking; see :class:`~freehead.inference.faces.CropReader`).
+    ``mouth``: what a G v2 shows where the mouth opens wider than the source's
+    (:mod:`freehead.inference.mouth_fill`): ``"driver"`` the driving face's own interior
+    (teeth, tongue; the dark cavity where no face drives), ``"cavity"`` the dark cavity,
+    ``"warp"`` the warp's stretched lower lip, as G draws it.
     """
 
     relative: bool = True
@@ -114,6 +120,7 @@ class ReenactOptions:
     smoothing: float = 1.0
     driver_face_index: int = 0
     crops: bool = False
+    mouth: str = "driver"
 
     @classmethod
     def merged(cls, options: ReenactOptions | None, fields: dict) -> ReenactOptions:
@@ -130,6 +137,9 @@ class ReenactOptions:
         else:
             raise FreeheadError(f"gaze must be a GazeControl or text such as 'camera', not "
                                 f"{type(self.gaze).__name__}")  # fmt: skip
+        if self.mouth not in MOUTH_FILLS:
+            raise FreeheadError(f"mouth must be one of {', '.join(MOUTH_FILLS)}, not "
+                                f"{self.mouth!r}")  # fmt: skip
         if self.paste_back not in PASTE_BACK:
             raise FreeheadError(
                 f"paste_back must be None, 'source' or 'driver', not {self.paste_back!r}"
@@ -182,24 +192,28 @@ class _Driver:
     """The last driving frame with a face: its smoothed motion vector
     (:meth:`FaceMotion.to_vector`), crop box ``(3,)`` and keypoints ``(K, 3)``; its face
     mesh ``(478, 3)`` in crop pixels and, when driving relatively, the reference frame's
-    (for a G v2's prior)."""
+    (for a G v2's prior); its crop ``(S, S, 3)`` (whose mouth interior a G v2 may show)."""
 
     vector: np.ndarray
     box: np.ndarray
     keypoints: np.ndarray
     landmarks: np.ndarray | None = None
     reference: np.ndarray | None = None
+    crop: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
 class _FrameInputs:
     """What G renders one frame from: target ``keypoints`` ``(K, 3)``, camera-frame
     ``gaze`` ``(2,)`` or per eye ``(2, 2)`` degrees, and a G v2's ``prior`` ``(m, 2, S, S)``
-    (None for a plain G)."""
+    (None for a plain G) and the first source's mouth gap, with the driving face's crop
+    and mesh where one drives (``driver``)."""
 
     keypoints: np.ndarray
     gaze: np.ndarray
     prior: np.ndarray | None
+    mouth: MouthGap | None = None
+    driver: tuple[np.ndarray, np.ndarray] | None = None
 
 
 def _no_face(name: str, faces: tuple[np.ndarray, ...], face_index: int) -> FreeheadError:
@@ -375,7 +389,8 @@ class Reenactor:
                         mesh = mesh_smoother(mesh.reshape(-1)).reshape(mesh.shape)
                     held = _Driver(smoother(reading.motion.to_vector()), reading.box,
                                    reading.keypoints, mesh,
-                                   first_mesh if options.relative else None)  # fmt: skip
+                                   first_mesh if options.relative else None,
+                                   reading.crop)  # fmt: skip
                 yield i, frame, self._target(source, held, first, options.relative, k), held
         if held is None:
             raise FreeheadError(f"no face found in {name}")
@@ -401,13 +416,22 @@ class Reenactor:
         gaze = motion.gaze_angles if target is None else target
         keypoints = motion.keypoints(source.canonical)
         posed = any(a is not None for a in (options.yaw, options.pitch, options.roll))
-        prior, gaze = self._prior(source, motion, held, gaze, posed, transfer=target is None)
-        return _FrameInputs(keypoints, gaze, prior)
+        prior, gaze, mouth = self._prior(source, motion, held, gaze, posed,
+                                         transfer=target is None)  # fmt: skip
+        driver = None
+        if held is not None and held.crop is not None and held.landmarks is not None:
+            driver = (held.crop, held.landmarks)
+        return _FrameInputs(keypoints, gaze, prior, mouth, driver)
 
     def _finish(self, source: PreparedSource, inputs: _FrameInputs, options: ReenactOptions,
                 frame: np.ndarray, held: _Driver | None) -> np.ndarray:  # fmt: skip
         keypoints = inputs.keypoints
         crop = self.networks.render(source.encoding, keypoints, inputs.gaze, inputs.prior)
+        if inputs.mouth is not None and options.mouth != "warp":
+            with self.networks.clock.stage("mouth"):
+                driver = inputs.driver if options.mouth == "driver" else None
+                m = inputs.mouth
+                crop = fill_mouth(crop, m.cavity, m.mesh, m.lips, driver)
         with self.networks.clock.stage("paste_back"):
             if options.paste_back == "source":
                 mask = face_mask([source.readings[0].keypoints, keypoints], self.size)
@@ -421,14 +445,15 @@ class Reenactor:
 
     def _prior(self, source: PreparedSource, motion: FaceMotion, held: _Driver | None,
                gaze: np.ndarray, posed: bool = False, transfer: bool = True
-               ) -> tuple[np.ndarray | None, np.ndarray]:  # fmt: skip
+               ) -> tuple[np.ndarray | None, np.ndarray, MouthGap | None]:  # fmt: skip
         """A G v2's prior flows ``(m, 2, S, S)`` (None for a plain G): the driver's mesh's
         expression, pose and (``transfer``: no gaze asked for) gaze, or with ``posed``
         (head angles asked for) ``motion``'s pose, and without ``transfer`` the eyes turned
-        to ``gaze``; and the gaze for the sketch: the transferred one (the first source's)
-        where the prior transfers the driver's, else ``gaze``."""
+        to ``gaze``; the gaze for the sketch: the transferred one (the first source's)
+        where the prior transfers the driver's, else ``gaze``; and the first source's
+        mouth gap (None for a plain G)."""
         if self.mesh is None:
-            return None, gaze
+            return None, gaze, None
         assert source.meshes is not None
         with self.networks.clock.stage("mesh"):
             driver, reference = None, None
@@ -441,7 +466,8 @@ class Reenactor:
                 driven = [None if d is None else replace(d, gaze_in_head=None) for d in driven]
             carried = self.mesh.transferred(source.meshes[0], motion, driven[0])
             sketch_gaze = gaze if carried is None else carried
-            return self.mesh.flows(source.meshes, motion, driven, gaze), sketch_gaze
+            flows, mouth = self.mesh.flows_and_mouth(source.meshes, motion, driven, gaze)
+            return flows, sketch_gaze, mouth
 
     # ------------------------------------------------------------------ gaze
     def edit_eyes(self, source: PreparedSource, angles: np.ndarray) -> np.ndarray:
@@ -452,7 +478,7 @@ class Reenactor:
         reading = source.readings[0]
         keypoints = reading.motion.keypoints(source.canonical)
         angles = np.asarray(angles, np.float64)
-        prior, _ = self._prior(source, reading.motion, None, angles)
+        prior, _, _ = self._prior(source, reading.motion, None, angles)
         crop = self.networks.render(source.encoding, keypoints, angles, prior)
         mask = eye_mask(reading.keypoints, self.size)
         return paste_back(source.images[0], crop, reading.box, mask)

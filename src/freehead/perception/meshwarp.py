@@ -794,11 +794,18 @@ class MeshWarp:
         ``align_corners=False``), so that warping the source by it is :meth:`render`
         without the mouth's cavity shading, which a flow cannot express (the mouth
         interior still follows the source's own size below the upper lip)."""
-        mx, my, _ = self.maps(source, target)  # the interior's rows, not its shading
+        return self.flow_and_cavity(source, target)[0]
+
+    def flow_and_cavity(self, source: WarpSource, target: WarpTarget
+                        ) -> tuple[np.ndarray, tuple | None]:  # fmt: skip
+        """:meth:`flow`, and the mouth pixels a flow cannot fill (where the target opens
+        wider than the source: rows, columns and weights ``(N,)``, :func:`mouth_interior`;
+        None if none), for whatever fills them afterwards."""
+        mx, my, cavity = self.maps(source, target)
         h, w = mx.shape
         fx = (mx - np.arange(w, dtype=np.float32)[None, :]) * (2.0 / w)
         fy = (my - np.arange(h, dtype=np.float32)[:, None]) * (2.0 / h)
-        return np.stack([fx, fy]).astype(np.float32)
+        return np.stack([fx, fy]).astype(np.float32), cavity
 
     def render(self, source: WarpSource, target: WarpTarget) -> np.ndarray:
         """The source warped onto the target mesh: ``(H, W, 3)`` uint8, the source's size."""

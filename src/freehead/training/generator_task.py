@@ -89,6 +89,12 @@ class GeneratorLossWeights:
     correction: float = 0.0
     free_correction: float = 0.0
 
+    @property
+    def uses_critics(self) -> bool:
+        """Whether any term reaching G reads the critics (adversarial or feature
+        matching); without, a run neither runs nor trains them."""
+        return self.adversarial > 0 or self.feature_matching > 0
+
 
 GAN_TRAINING = TrainConfig(lr=2e-4, weight_decay=0.0, warmup_steps=0, final_lr_fraction=1.0,
                            batch_size=4, validate_every=500)  # fmt: skip
@@ -330,26 +336,29 @@ class GeneratorTask(Task):
         """One step of G, then one of the critics. With redirection on, G renders each
         target twice in one pass (its own sketch, then the redirected one); the critics
         judge both renderings, and feature matching pairs only the first with the real
-        frame, which it is a picture of."""
+        frame, which it is a picture of. When no term reaching G reads the critics
+        (``loss.uses_critics``), they are neither run nor trained and read 0 in the log."""
         target = batch["target_image"]
         # the frozen networks live where the batch does
         for frozen in (self.perceptual, self.identity, self.eyes):
             if frozen is not None:
                 frozen.to(target.device)
+        critics_on = self.config.loss.uses_critics
         with self._autocast():
             fakes, warped, sketches, residual = _render(
                 wrapped.generator, batch, open_gate=not self.config.gate_in_training
             )
-            judge = _judge(wrapped.critics, batch, sketches, fakes.shape[0])
+            judge = _judge(wrapped.critics, batch, sketches, fakes.shape[0]) if critics_on else None
             terms = self._generator_terms(batch, fakes.float(), warped.float(), judge, residual)
             loss_g = sum(getattr(self.config.loss, k) * v for k, v in terms.items())
         descend(optimizers["generator"], loss_g, self.config.train.grad_clip)
 
-        # critic step
-        with self._autocast():
-            fake, real = judge(fakes.detach())
-            loss_d = hinge_critic_loss(real, fake)
-        descend(optimizers["critics"], loss_d, self.config.train.grad_clip)
+        loss_d = fakes.new_zeros(()).float()
+        if judge is not None:  # critic step
+            with self._autocast():
+                fake, real = judge(fakes.detach())
+                loss_d = hinge_critic_loss(real, fake)
+            descend(optimizers["critics"], loss_d, self.config.train.grad_clip)
         with torch.no_grad():
             l1 = (fakes[: target.shape[0]] - target).abs().mean()
         return {**terms, "loss": loss_g.detach(), "critic": loss_d.detach(), "l1": l1}
@@ -360,15 +369,20 @@ class GeneratorTask(Task):
         return torch.autocast(device, dtype=torch.bfloat16, enabled=self.config.bf16)
 
     def _generator_terms(self, batch: dict[str, Tensor], fakes: Tensor, warped: Tensor,
-                         judge: _Judge, residual: Tensor | None = None) -> dict[str, Tensor]:  # fmt: skip
-        """G's loss terms, unweighted (see :class:`GeneratorLossWeights`)."""
+                         judge: _Judge | None, residual: Tensor | None = None) -> dict[str, Tensor]:  # fmt: skip
+        """G's loss terms, unweighted (see :class:`GeneratorLossWeights`); without
+        ``judge`` (no critics) the critics' two terms are 0."""
         target, kp = batch["target_image"], batch["target_keypoints"]
         b = target.shape[0]
         out = fakes[:b]
-        fake, real = judge(fakes)
-        terms = {
-            "adversarial": hinge_generator_loss(fake),
-            "feature_matching": feature_matching_loss(real, [[t[:b] for t in c] for c in fake]),
+        terms = {"adversarial": fakes.new_zeros(()), "feature_matching": fakes.new_zeros(())}
+        if judge is not None:
+            fake, real = judge(fakes)
+            terms["adversarial"] = hinge_generator_loss(fake)
+            terms["feature_matching"] = feature_matching_loss(
+                real, [[t[:b] for t in c] for c in fake]
+            )
+        terms |= {
             "perceptual": self.perceptual(out, target),
             "warped_perceptual": self.perceptual(warped[:b], target),
             **self.eyes(out, target, kp),
