@@ -96,7 +96,9 @@ def test_nothing_is_filled_where_the_target_opens_no_wider_than_the_source(warp)
     target, cavity = _gap(warp, 0.1, 0.1)
     image = texture(2)
     assert cavity is None or not np.any(cavity[2] > 0)
+    before = image.copy()
     assert fill_mouth(image, cavity, target.mesh, warp.topology.lips) is image
+    assert np.array_equal(image, before)
 
 
 def test_a_mouth_opened_wider_is_filled_with_the_cavity_or_the_drivers_interior(warp):
@@ -105,7 +107,7 @@ def test_a_mouth_opened_wider_is_filled_with_the_cavity_or_the_drivers_interior(
     full, none = weight >= 1.0, weight == 0
     assert full.sum() > 100
     image = texture(2)
-    dark = fill_mouth(image, cavity, target.mesh, warp.topology.lips)
+    dark = fill_mouth(image.copy(), cavity, target.mesh, warp.topology.lips)
     assert np.all(dark[rows[full], cols[full]] == MOUTH_CAVITY_RGB)
     assert np.array_equal(dark[rows[none], cols[none]], image[rows[none], cols[none]])
     outside = np.ones(image.shape[:2], bool)
@@ -115,7 +117,7 @@ def test_a_mouth_opened_wider_is_filled_with_the_cavity_or_the_drivers_interior(
     # (the same skin, so no colour change)
     crop = image.copy()
     crop[rows, cols] = texture(3)[rows, cols]
-    lent = fill_mouth(image, cavity, target.mesh, warp.topology.lips, (crop, target.mesh))
+    lent = fill_mouth(image.copy(), cavity, target.mesh, warp.topology.lips, (crop, target.mesh))
     r, c = _filled_between_the_lips(warp, target, cavity)
     assert np.abs(lent[r, c].astype(int) - crop[r, c].astype(int)).max() <= 1
 
@@ -124,8 +126,8 @@ def test_a_drivers_shut_mouth_lends_nothing_but_the_cavity(warp):
     target, cavity = _gap(warp, 0.0, 0.2)
     shut = synthetic_face(70.0, (128.0, 124.0))
     image, crop = texture(2), texture(3)
-    lent = fill_mouth(image, cavity, target.mesh, warp.topology.lips, (crop, shut))
-    dark = fill_mouth(image, cavity, target.mesh, warp.topology.lips)
+    lent = fill_mouth(image.copy(), cavity, target.mesh, warp.topology.lips, (crop, shut))
+    dark = fill_mouth(image.copy(), cavity, target.mesh, warp.topology.lips)
     assert np.array_equal(lent, dark)
 
 
@@ -138,7 +140,9 @@ def test_the_drivers_colours_follow_the_ratio_of_the_two_faces_skin(warp):
     r, c = _filled_between_the_lips(warp, target, cavity)
     for skin, want in ((90, 150), (60, 200 * GAIN_RANGE[0])):
         image = np.full((256, 256, 3), skin, np.uint8)
-        lent = fill_mouth(image, cavity, target.mesh, warp.topology.lips, (crop, target.mesh))
+        lent = fill_mouth(
+            image.copy(), cavity, target.mesh, warp.topology.lips, (crop, target.mesh)
+        )
         assert np.all(np.abs(lent[r, c].astype(int) - want) <= 1)
 
 

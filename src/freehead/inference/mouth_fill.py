@@ -121,8 +121,9 @@ def fill_mouth(output: np.ndarray, cavity: tuple[np.ndarray, np.ndarray, np.ndar
     """``output`` ``(S, S, 3)`` uint8 with its mouth ``cavity`` (rows, columns, weights
     ``(N,)``, :meth:`MeshWarp.flow_and_cavity`'s for the output's mesh ``mesh``
     ``(478, 3)``) filled from the ``driver``'s (crop ``(S', S', 3)`` uint8, mesh
-    ``(478, 3)`` in its pixels) interior, or the cavity colour without one. A new array;
-    ``output`` unchanged when nothing is to fill."""
+    ``(478, 3)`` in its pixels) interior, or the cavity colour without one. In place (a
+    rendered crop is often a strided view, whose copy would cost more than the fill);
+    returns ``output``."""
     if cavity is None or not np.any(cavity[2] > 0):
         return output
     rows, cols, weight = cavity
@@ -142,7 +143,6 @@ def fill_mouth(output: np.ndarray, cavity: tuple[np.ndarray, np.ndarray, np.ndar
         sampled = np.clip(sampled * np.clip(gain, *GAIN_RANGE), 0, 255)
         lent = np.clip((opening - SHUT_PX) / SHUT_PX, 0.0, 1.0)[:, None]
         colour = colour + lent * (sampled - colour)
-    out = output.copy()
-    patch = out[rows, cols].astype(np.float64)
-    out[rows, cols] = np.round(patch + weight[:, None] * (colour - patch)).astype(np.uint8)
-    return out
+    patch = output[rows, cols].astype(np.float64)
+    output[rows, cols] = np.round(patch + weight[:, None] * (colour - patch)).astype(np.uint8)
+    return output
