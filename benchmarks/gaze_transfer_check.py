@@ -10,7 +10,9 @@ reading of the driver (the sketch's gaze, as before the driver's mesh gave it). 
 G v2's output is its prior (docs/generator.md says how to make one), so this measures the
 geometry alone. A G trained on the training stills learned them; ``--stills
 data/val/people`` (``freehead data fetch-validation``: people no training reads and the
-benchmark does not hold) says how it does on faces it never saw.
+benchmark does not hold) says how it does on faces it never saw. ``--mouth``: what fills a
+mouth opened wider than the portrait's (``ReenactOptions.mouth``; default the driver's
+interior, as shipped).
 
     .venv/bin/python benchmarks/gaze_transfer_check.py --generator FRESH_G_V2 --gains e,1,1.5,2
 """
@@ -29,6 +31,7 @@ from freehead.evaluation.unseen import UnseenConfig, evaluate_unseen
 SHOWN = {
     "identity_distance": "identity",
     "head_motion_error_deg": "head°",
+    "mouth_open_error": "mouth",
     "gaze_in_head_error_deg": "gaze-in-head°",
     "portrait_gaze_in_head_error_deg": "portrait's own°",
     "gaze_change_error_deg": "gaze change°",
@@ -43,12 +46,15 @@ def main() -> None:
     parser.add_argument("--data", default="data/std")
     parser.add_argument("--stills", default="data/samples/people/train")
     parser.add_argument("--frames-per-clip", type=int, default=6)
+    parser.add_argument("--mouth", choices=["driver", "cavity", "warp"], default="driver",
+                        help="the fill where the mouth opens wider than the portrait's")  # fmt: skip
     args = parser.parse_args()
     torch.set_num_threads(1)
     portraits = first_faces(args.stills)
     if not portraits:
         raise SystemExit(f"error: no training stills in {args.stills}")
     method = make_method("freehead", args.generator)
+    method.cross_mouth = args.mouth
     if method.reenactor.mesh is None:
         raise SystemExit(f"error: {args.generator} is not a G v2 (it has no mesh prior)")
     config = UnseenConfig(frames_per_clip=args.frames_per_clip, gaze_grid=(0.0,))

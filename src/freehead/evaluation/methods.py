@@ -76,14 +76,15 @@ class FreeheadMethod(Method):
     relatively to the driving clip's first frame, and gaze redirection is
     :meth:`~freehead.inference.reenactor.Reenactor.redirect_gaze` (only the eyes change).
     Where a G v2's mouth opens wider than the source's, cross-identity shows the driver's
-    interior (the default, ``mouth="driver"``); self-reenactment the dark cavity, since
-    there the driver is the very frame the output is compared with.
+    interior (``cross_mouth``, by default ``"driver"``); self-reenactment the dark cavity,
+    since there the driver is the very frame the output is compared with.
 
     The prepared source is cached while the same source images come back.
     """
 
     name = "freehead"
     description = "the Reenactor (E_can + E_gaze + sketch + G) on aligned crops"
+    cross_mouth = "driver"
 
     def __init__(self, generator: str | None = None, keypoints: str | None = None,
                  gaze: str | None = None):  # fmt: skip
@@ -107,7 +108,7 @@ class FreeheadMethod(Method):
         self.prepare(sources)
         return self.reenactor.reenact(
             self._source, driver, reference=reference, relative=reference is not None,
-            crops=True, smoothing=0.0, mouth="driver" if reference is not None else "cavity",
+            crops=True, smoothing=0.0, mouth=self.cross_mouth if reference is not None else "cavity",
         )  # fmt: skip
 
     def redirect_gaze(self, source: np.ndarray, pitch: float, yaw: float) -> np.ndarray:
