@@ -27,6 +27,7 @@ import torch
 from freehead.data.people import first_faces
 from freehead.evaluation.methods import make_method
 from freehead.evaluation.unseen import UnseenConfig, evaluate_unseen
+from freehead.inference.reenactor import MOUTH_FILLS
 
 SHOWN = {
     "identity_distance": "identity",
@@ -46,7 +47,7 @@ def main() -> None:
     parser.add_argument("--data", default="data/std")
     parser.add_argument("--stills", default="data/samples/people/train")
     parser.add_argument("--frames-per-clip", type=int, default=6)
-    parser.add_argument("--mouth", choices=["driver", "cavity", "warp"], default="driver",
+    parser.add_argument("--mouth", choices=MOUTH_FILLS, default="driver",
                         help="the fill where the mouth opens wider than the portrait's")  # fmt: skip
     args = parser.parse_args()
     torch.set_num_threads(1)

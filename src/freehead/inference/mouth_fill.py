@@ -68,8 +68,7 @@ class MouthFrame:
         width = max(float(np.linalg.norm(b - a)), 1e-6)
         ex = (b - a) / width
         axes = np.stack([ex, np.array([-ex[1], ex[0]])])
-        frame = cls(a, axes, width, np.zeros((0, 2)), np.zeros((0, 2)))
-        upper, lower = (frame.to_uv(mesh[list(idx), :2]) for idx in lips)
+        upper, lower = ((mesh[list(idx), :2] - a) @ axes.T / width for idx in lips)
         return cls(a, axes, width, upper[np.argsort(upper[:, 0])], lower[np.argsort(lower[:, 0])])
 
     def to_uv(self, points: np.ndarray) -> np.ndarray:
