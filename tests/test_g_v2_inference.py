@@ -51,6 +51,24 @@ def test_no_motion_is_no_warp(reenactor, franck):
     assert np.abs(out.astype(np.float32) - source.readings[0].crop).mean() < 0.5
 
 
+def test_a_source_crop_past_its_photo_is_continued_not_black(reenactor, franck):
+    """A portrait whose face sits at the photo's left edge: the crop runs past the photo,
+    and the output there carries the photo's colours on instead of a black band."""
+    from freehead.perception.crop import crop_coverage
+
+    photo = np.ascontiguousarray(franck[0][:, 130:])
+    source = reenactor.prepare_source(photo)
+    crop = source.readings[0].crop
+    past = crop_coverage(photo.shape, source.readings[0].box, crop.shape[0]) == 0
+    assert past[:, :10].all() and 0.1 < past.mean() < 0.5
+    out = reenactor.reenact(source, franck[1], relative=False).astype(np.float32)
+    # the band past the photo (away from where the warp moves it) is coloured like the photo
+    band = past & np.roll(past, 20, axis=1) & np.roll(past, -20, axis=1)
+    assert (out[band].mean(0) > 0.4 * out[~past].mean(0)).all()
+    # the estimators still read the crop they were trained on, with black past the photo
+    assert crop[past].max() == 0
+
+
 def test_free_view_turns_the_head_along_the_mesh(reenactor, franck):
     source = reenactor.prepare_source(franck[0])
     yaw0, pitch0 = source.motion.head_angles[:2]

@@ -172,6 +172,41 @@ def test_paste_back_restores_the_frame():
     assert pasted[110, 150].max() == 0
 
 
+@pytest.mark.parametrize(
+    "box", [[150.0, 110.0, 120.0], [10.0, 110.0, 160.0], [300.0, 20.5, 97.0], [160.0, 120.0, 900.0]]
+)
+def test_crop_coverage_is_the_crop_of_a_white_frame(box):
+    """The coverage is what crop_image makes of a frame that is 1 everywhere: 1 inside the
+    photo, 0 past it, the bilinear blend on the edge."""
+    white = np.full((240, 320), 255, np.uint8)
+    box = np.array(box)
+    for size in (64, 128):
+        seen = C.crop_image(white, box, size).astype(np.float32) / 255
+        assert np.abs(C.crop_coverage(white.shape, box, size) - seen).max() < 0.02
+
+
+def test_fill_uncovered_continues_the_photo_and_keeps_it():
+    rng = np.random.default_rng(1)
+    frame = C.cv2.GaussianBlur(rng.uniform(0, 255, (240, 320, 3)).astype(np.uint8), (31, 31), 9)
+    frame[..., 0] = np.linspace(40, 200, 320)[None]  # red rises to the right
+    box = np.array([20.0, 110.0, 160.0])  # runs 60 px past the photo's left edge
+    crop = C.crop_image(frame, box, 128)
+    coverage = C.crop_coverage(frame.shape, box, 128)
+    assert (coverage == 0).any() and crop[coverage == 0].max() == 0  # black before
+    filled = C.fill_uncovered(crop, coverage)
+    assert (filled[coverage == 1] == crop[coverage == 1]).all()
+    outside = filled[coverage == 0].astype(np.float32)
+    edge = crop[:, coverage[0].argmax() + 2].astype(np.float32)  # the photo's first full column
+    assert np.abs(outside.mean(0) - edge.mean(0)).max() < 20  # the edge's colours carried on
+    assert outside[:, 0].max() < crop[coverage == 1][:, 0].mean()  # red keeps falling leftwards
+    # a photo of one colour is continued in that colour; a box inside the photo is untouched
+    flat = np.full_like(frame, (90, 60, 30))
+    assert (C.fill_uncovered(C.crop_image(flat, box, 64), C.crop_coverage(flat.shape, box, 64))
+            == (90, 60, 30)).all()  # fmt: skip
+    inside = np.array([160.0, 120.0, 100.0])
+    assert C.fill_uncovered(crop, C.crop_coverage(frame.shape, inside, 128)) is crop
+
+
 def test_smooth_boxes_removes_jitter_and_fills_gaps():
     rng = np.random.default_rng(0)
     n = 200

@@ -38,7 +38,7 @@ from freehead.inference.networks import FaceNetworks, SourceEncoding
 from freehead.inference.read_ahead import run_ahead
 from freehead.inference.smoothing import OneEuroFilter, SmoothingConfig
 from freehead.media import as_rgb8
-from freehead.perception.crop import paste_back
+from freehead.perception.crop import crop_coverage, fill_uncovered, paste_back
 
 log = logging.getLogger(__name__)
 
@@ -284,8 +284,12 @@ class Reenactor:
         return self._encode(frames, readings)
 
     def _encode(self, frames: list[np.ndarray], readings: list[FaceReading]) -> PreparedSource:
+        # where a crop runs past its photo, G and the warp see the photo's colours carried
+        # on, not the black the estimators were trained with
+        crops = [fill_uncovered(r.crop, crop_coverage(f.shape, r.box, r.crop.shape[0]))
+                 for f, r in zip(frames, readings, strict=True)]  # fmt: skip
         encoding = self.networks.encode_sources(
-            np.stack([r.crop for r in readings]),
+            np.stack(crops),
             np.stack([r.keypoints for r in readings]),
             np.stack([r.motion.gaze_angles for r in readings]),
         )
@@ -293,7 +297,8 @@ class Reenactor:
         meshes = None
         if self.mesh is not None:
             with self.networks.clock.stage("mesh"):
-                meshes = [self.mesh.prepare(r.crop, r.landmarks, r.motion) for r in readings]
+                meshes = [self.mesh.prepare(c, r.landmarks, r.motion)
+                          for c, r in zip(crops, readings, strict=True)]  # fmt: skip
         return PreparedSource(frames, readings, canonical, encoding, meshes)
 
     # ------------------------------------------------------------------ reenact

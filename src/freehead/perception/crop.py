@@ -102,20 +102,31 @@ def _crop_matrix(box: np.ndarray, size: int) -> np.ndarray:
     )
 
 
+def _sampled_frame(
+    frame_shape: tuple[int, ...], box: np.ndarray, size: int
+) -> tuple[tuple[int, int], np.ndarray]:
+    """The (height, width) :func:`crop_image` samples the frame at, and the box in those
+    pixels: a box over 1.5 times the crop's side first shrinks the frame to about the
+    crop's scale."""
+    box = np.asarray(box, np.float64)
+    h, w = frame_shape[:2]
+    ratio = box[2] / size
+    if ratio <= 1.5:
+        return (h, w), box
+    nw, nh = max(1, round(w / ratio)), max(1, round(h / ratio))
+    fx, fy = nw / w, nh / h
+    return (nh, nw), np.array([box[0] * fx, box[1] * fy, box[2] * (fx + fy) / 2])
+
+
 def crop_image(frame: np.ndarray, box: np.ndarray, size: int) -> np.ndarray:
     """Cut the square ``box`` out of ``frame`` ``(H, W, C)`` as ``(size, size, C)``.
 
     Parts of the box outside the frame are black. When the box is much larger
     than the crop the frame is first shrunk with area averaging, so there is no aliasing.
     """
-    box = np.asarray(box, np.float64)
-    ratio = box[2] / size
-    if ratio > 1.5:
-        h, w = frame.shape[:2]
-        nw, nh = max(1, round(w / ratio)), max(1, round(h / ratio))
+    (nh, nw), box = _sampled_frame(frame.shape, box, size)
+    if (nh, nw) != frame.shape[:2]:
         frame = cv2.resize(frame, (nw, nh), interpolation=cv2.INTER_AREA)
-        fx, fy = nw / w, nh / h
-        box = np.array([box[0] * fx, box[1] * fy, box[2] * (fx + fy) / 2])
     m = _crop_matrix(box, size)
     return cv2.warpAffine(
         frame,
@@ -124,6 +135,58 @@ def crop_image(frame: np.ndarray, box: np.ndarray, size: int) -> np.ndarray:
         flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
         borderMode=cv2.BORDER_CONSTANT,
     )
+
+
+def crop_coverage(frame_shape: tuple[int, ...], box: np.ndarray, size: int) -> np.ndarray:
+    """How much of each pixel of :func:`crop_image`'s ``size``² crop of ``box`` came from
+    the frame: ``(size, size)`` float32, 1 inside the frame, 0 where the crop runs past it,
+    and the bilinear blend with the black border in between (so the crop there is the
+    frame's colour times the coverage)."""
+    (h, w), box = _sampled_frame(frame_shape, box, size)
+    m = _crop_matrix(box, size)
+    idx = np.arange(size, dtype=np.float64)
+    x, y = m[0, 0] * idx + m[0, 2], m[1, 1] * idx + m[1, 2]
+
+    def inside(u: np.ndarray, n: int) -> np.ndarray:
+        return np.clip(np.minimum(u + 1.0, n - u), 0.0, 1.0)
+
+    return np.outer(inside(y, h), inside(x, w)).astype(np.float32)
+
+
+def fill_uncovered(crop: np.ndarray, coverage: np.ndarray, min_side: int = 2) -> np.ndarray:
+    """The crop ``(S, S, C)`` uint8 with the parts outside its frame (``coverage``
+    ``(S, S)`` < 1, see :func:`crop_coverage`) filled by a smooth continuation of the
+    colours inside it, instead of black: a push-pull pyramid (each coarser level averages
+    the covered pixels only, and fills the finer level's gaps). Covered pixels are
+    unchanged; a copy is returned. Without any covered pixel the crop is returned as is."""
+    if coverage.min() >= 1.0 or coverage.max() <= 0.0:
+        return crop
+    weight = coverage.astype(np.float32)
+    colour = _push_pull(crop.astype(np.float32), weight, min_side)
+    filled = crop.astype(np.float32) + (1.0 - weight)[..., None] * colour
+    return np.clip(np.rint(filled), 0, 255).astype(np.uint8)
+
+
+def _push_pull(premultiplied: np.ndarray, weight: np.ndarray, min_side: int) -> np.ndarray:
+    """``(H, W, C)`` colours everywhere from colours ``premultiplied`` by ``weight``
+    ``(H, W)`` in [0, 1]: where the weight is at least 1/2 the pixel's own colour, elsewhere
+    blended towards the next coarser level's estimate."""
+    h, w = weight.shape
+    own = premultiplied / np.maximum(weight, 1e-6)[..., None]
+    if weight.min() >= 0.5 or min(h, w) <= min_side:
+        if weight.max() <= 0.0:
+            return np.zeros_like(premultiplied)
+        mean = premultiplied.reshape(-1, premultiplied.shape[-1]).sum(0) / weight.sum()
+        return np.where((weight > 0)[..., None], own, mean)
+    half = (max(1, (w + 1) // 2), max(1, (h + 1) // 2))
+    coarse = _push_pull(
+        cv2.resize(premultiplied, half, interpolation=cv2.INTER_AREA).reshape(half[1], half[0], -1),
+        cv2.resize(weight, half, interpolation=cv2.INTER_AREA),
+        min_side,
+    )
+    up = cv2.resize(coarse, (w, h), interpolation=cv2.INTER_LINEAR).reshape(h, w, -1)
+    confidence = np.clip(2.0 * weight, 0.0, 1.0)[..., None]
+    return confidence * own + (1.0 - confidence) * up
 
 
 def feather_mask(size: int, margin: float = 0.08) -> np.ndarray:
