@@ -46,11 +46,10 @@ def _yaw_pitch(image: np.ndarray) -> np.ndarray:
 
 
 def test_no_motion_is_no_warp(reenactor, franck):
-    from freehead.perception.crop import crop_coverage, fill_uncovered
+    from freehead.inference.reenactor import _drawn_crop
 
     source = reenactor.prepare_source(franck[0])
-    reading = source.readings[0]
-    drawn = fill_uncovered(reading.crop, crop_coverage(franck[0].shape, reading.box, 256))
+    drawn = _drawn_crop(franck[0], source.readings[0])  # the crop, filled past the photo
     out = reenactor.reenact(source, franck[0], relative=False)
     assert np.abs(out.astype(np.float32) - drawn).mean() < 0.5
 

@@ -203,6 +203,17 @@ def test_fill_uncovered_continues_the_photo_and_keeps_it():
     flat = np.full_like(frame, (90, 60, 30))
     assert (C.fill_uncovered(C.crop_image(flat, box, 64), C.crop_coverage(flat.shape, box, 64))
             == (90, 60, 30)).all()  # fmt: skip
+    # a face at the photo's edge is kept out of the fill, which then takes the background's
+    framed = flat.copy()
+    framed[60:160, :40] = (230, 170, 150)  # skin touching the left edge
+    crop2 = C.crop_image(framed, box, 64)
+    cov2 = C.crop_coverage(framed.shape, box, 64)
+    face = np.zeros((64, 64), np.float32)
+    face[10:54, 22:42] = 1.0  # over the skin: crop rows 12-51, columns 24-39
+    assert np.abs(crop2[14:50, 25:39].astype(int) - (230, 170, 150)).max() < 2
+    plain = C.fill_uncovered(crop2, cov2)[32, 2].astype(int)
+    kept = C.fill_uncovered(crop2, cov2, keep_out=face)[32, 2].astype(int)
+    assert np.abs(plain - (230, 170, 150)).max() < 60 and np.abs(kept - (90, 60, 30)).max() <= 2
     inside = np.array([160.0, 120.0, 100.0])
     assert C.fill_uncovered(crop, C.crop_coverage(frame.shape, inside, 128)) is crop
 

@@ -216,6 +216,15 @@ class _FrameInputs:
     driver: tuple[np.ndarray, np.ndarray] | None = None
 
 
+def _drawn_crop(frame: np.ndarray, reading: FaceReading) -> np.ndarray:
+    """The source crop G and the warp draw from: the reading's crop, with the part past the
+    photo (black there, as the estimators were trained) filled from the photo's hair and
+    background."""
+    size = reading.crop.shape[0]
+    return fill_uncovered(reading.crop, crop_coverage(frame.shape, reading.box, size),
+                          face_mask([reading.keypoints], size))  # fmt: skip
+
+
 def _no_face(name: str, faces: tuple[np.ndarray, ...], face_index: int) -> FreeheadError:
     if faces:
         return FreeheadError(f"{name} has {len(faces)} face(s), so face index {face_index} is "
@@ -286,8 +295,7 @@ class Reenactor:
     def _encode(self, frames: list[np.ndarray], readings: list[FaceReading]) -> PreparedSource:
         # where a crop runs past its photo, G and the warp see the photo's colours carried
         # on, not the black the estimators were trained with
-        crops = [fill_uncovered(r.crop, crop_coverage(f.shape, r.box, r.crop.shape[0]))
-                 for f, r in zip(frames, readings, strict=True)]  # fmt: skip
+        crops = [_drawn_crop(f, r) for f, r in zip(frames, readings, strict=True)]
         encoding = self.networks.encode_sources(
             np.stack(crops),
             np.stack([r.keypoints for r in readings]),

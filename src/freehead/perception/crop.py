@@ -153,16 +153,29 @@ def crop_coverage(frame_shape: tuple[int, ...], box: np.ndarray, size: int) -> n
     return np.outer(inside(y, h), inside(x, w)).astype(np.float32)
 
 
-def fill_uncovered(crop: np.ndarray, coverage: np.ndarray, min_side: int = 2) -> np.ndarray:
+def fill_uncovered(
+    crop: np.ndarray,
+    coverage: np.ndarray,
+    keep_out: np.ndarray | None = None,
+    min_side: int = 2,
+) -> np.ndarray:
     """The crop ``(S, S, C)`` uint8 with the parts outside its frame (``coverage``
     ``(S, S)`` < 1, see :func:`crop_coverage`) filled by a smooth continuation of the
     colours inside it, instead of black: a push-pull pyramid (each coarser level averages
-    the covered pixels only, and fills the finer level's gaps). Covered pixels are
-    unchanged; a copy is returned. Without any covered pixel the crop is returned as is."""
+    the covered pixels only, and fills the finer level's gaps). ``keep_out`` ``(S, S)`` in
+    [0, 1]: covered pixels the fill should not draw from (the face, so a photo cut at the
+    forehead is continued by its hair and background rather than by skin), unless nothing
+    else is covered. Covered pixels are unchanged; a copy is returned. Without any covered
+    pixel the crop is returned as is."""
     if coverage.min() >= 1.0 or coverage.max() <= 0.0:
         return crop
     weight = coverage.astype(np.float32)
-    colour = _push_pull(crop.astype(np.float32), weight, min_side)
+    source = weight
+    if keep_out is not None:
+        outside = weight * (1.0 - np.clip(keep_out, 0.0, 1.0)).astype(np.float32)
+        source = outside if outside.sum() > 0.01 * weight.sum() else weight
+    premultiplied = crop.astype(np.float32) * (source / np.maximum(weight, 1e-6))[..., None]
+    colour = _push_pull(premultiplied, source, min_side)
     filled = crop.astype(np.float32) + (1.0 - weight)[..., None] * colour
     return np.clip(np.rint(filled), 0, 255).astype(np.uint8)
 
