@@ -221,8 +221,10 @@ def _drawn_crop(frame: np.ndarray, reading: FaceReading) -> np.ndarray:
     photo (black there, as the estimators were trained) filled from the photo's hair and
     background."""
     size = reading.crop.shape[0]
-    return fill_uncovered(reading.crop, crop_coverage(frame.shape, reading.box, size),
-                          face_mask([reading.keypoints], size))  # fmt: skip
+    coverage = crop_coverage(frame.shape, reading.box, size)
+    if coverage.min() >= 1.0:
+        return reading.crop
+    return fill_uncovered(reading.crop, coverage, face_mask([reading.keypoints], size))
 
 
 def _no_face(name: str, faces: tuple[np.ndarray, ...], face_index: int) -> FreeheadError:
