@@ -49,7 +49,7 @@ def test_no_motion_is_no_warp(reenactor, franck):
     from freehead.inference.reenactor import _drawn_crop
 
     source = reenactor.prepare_source(franck[0])
-    drawn = _drawn_crop(franck[0], source.readings[0])  # the crop, filled past the photo
+    drawn = _drawn_crop(source.readings[0])  # the crop, filled past the photo
     out = reenactor.reenact(source, franck[0], relative=False)
     assert np.abs(out.astype(np.float32) - drawn).mean() < 0.5
 
@@ -70,6 +70,10 @@ def test_a_source_crop_past_its_photo_is_continued_not_black(reenactor, franck):
     assert (out[band].mean(0) > 0.4 * out[~past].mean(0)).all()
     # the estimators still read the crop they were trained on, with black past the photo
     assert crop[past].max() == 0
+    # an aligned crop, even one enlarged to the networks' size, is all photo: nothing filled
+    small = np.ascontiguousarray(crop[::2, ::2])
+    aligned = reenactor.prepare_source(small, crops=True).readings[0]
+    assert aligned.coverage is None and aligned.crop.shape[0] == 2 * small.shape[0]
 
 
 def test_free_view_turns_the_head_along_the_mesh(reenactor, franck):

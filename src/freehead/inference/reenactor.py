@@ -38,7 +38,7 @@ from freehead.inference.networks import FaceNetworks, SourceEncoding
 from freehead.inference.read_ahead import run_ahead
 from freehead.inference.smoothing import OneEuroFilter, SmoothingConfig
 from freehead.media import as_rgb8
-from freehead.perception.crop import crop_coverage, fill_uncovered, paste_back
+from freehead.perception.crop import fill_uncovered, paste_back
 
 log = logging.getLogger(__name__)
 
@@ -216,15 +216,14 @@ class _FrameInputs:
     driver: tuple[np.ndarray, np.ndarray] | None = None
 
 
-def _drawn_crop(frame: np.ndarray, reading: FaceReading) -> np.ndarray:
+def _drawn_crop(reading: FaceReading) -> np.ndarray:
     """The source crop G and the warp draw from: the reading's crop, with the part past the
     photo (black there, as the estimators were trained) filled from the photo's hair and
     background."""
-    size = reading.crop.shape[0]
-    coverage = crop_coverage(frame.shape, reading.box, size)
-    if coverage.min() >= 1.0:
+    if reading.coverage is None:
         return reading.crop
-    return fill_uncovered(reading.crop, coverage, face_mask([reading.keypoints], size))
+    mask = face_mask([reading.keypoints], reading.crop.shape[0])
+    return fill_uncovered(reading.crop, reading.coverage, mask)
 
 
 def _no_face(name: str, faces: tuple[np.ndarray, ...], face_index: int) -> FreeheadError:
@@ -297,7 +296,7 @@ class Reenactor:
     def _encode(self, frames: list[np.ndarray], readings: list[FaceReading]) -> PreparedSource:
         # where a crop runs past its photo, G and the warp see the photo's colours carried
         # on, not the black the estimators were trained with
-        crops = [_drawn_crop(f, r) for f, r in zip(frames, readings, strict=True)]
+        crops = [_drawn_crop(r) for r in readings]
         encoding = self.networks.encode_sources(
             np.stack(crops),
             np.stack([r.keypoints for r in readings]),

@@ -121,7 +121,8 @@ def _sampled_frame(
 def crop_image(frame: np.ndarray, box: np.ndarray, size: int) -> np.ndarray:
     """Cut the square ``box`` out of ``frame`` ``(H, W, C)`` as ``(size, size, C)``.
 
-    Parts of the box outside the frame are black. When the box is much larger
+    Parts of the box outside the frame are black (:func:`crop_coverage` says where;
+    :func:`fill_uncovered` fills them). When the box is much larger
     than the crop the frame is first shrunk with area averaging, so there is no aliasing.
     """
     (nh, nw), box = _sampled_frame(frame.shape, box, size)
