@@ -3,11 +3,14 @@ to a remote training machine (G needs the crops and the 68-keypoint labels, not 
 mediapipe landmarks, which make up most of ``labels.npz``).
 
     .venv/bin/python scripts/thin_dataset.py data/ds .gpu/ds [--every 2] [--heldout-frames 120]
+    .venv/bin/python scripts/thin_dataset.py data/v2 .gpu/v2 --every 8 --keep-landmarks
 
 Train clips keep every ``--every``-th frame (the original JPEG files, not re-encoded);
 held-out clips keep every ``--every``-th of their first ``--heldout-frames`` frames
 (enough for training-time validation pictures; evaluate on the full dataset). The
-landmarks are replaced by zeros, so the copy is only for training G.
+landmarks are replaced by zeros, so the copy is only for training the plain G; with
+``--keep-landmarks`` they are kept in half precision (rounded by at most 0.03 px at 256²),
+which G v2's mesh prior and still pairs need.
 """
 
 from __future__ import annotations
@@ -25,7 +28,8 @@ from freehead.errors import FreeheadError
 from freehead.perception.labels import FLAG_OK
 
 
-def thin(source: Path, dest: Path, every: int, heldout_frames: int) -> dict[str, int]:
+def thin(source: Path, dest: Path, every: int, heldout_frames: int,
+         keep_landmarks: bool = False) -> dict[str, int]:  # fmt: skip
     """Write the thinned copy; returns frames kept per clip."""
     data = Dataset(source)
     data.settings()  # a clear error if SOURCE is not a dataset
@@ -47,7 +51,10 @@ def thin(source: Path, dest: Path, every: int, heldout_frames: int) -> dict[str,
         for k, v in labels.items():
             if v.ndim and v.shape[0] == n and k != "frame_size":
                 labels[k] = v[keep]
-        labels["landmarks"] = np.zeros_like(labels["landmarks"])
+        if keep_landmarks:
+            labels["landmarks"] = labels["landmarks"].astype(np.float16)
+        else:
+            labels["landmarks"] = np.zeros_like(labels["landmarks"])
         np.savez_compressed(out / "labels.npz", **labels)
         for j, i in enumerate(keep):
             shutil.copy(src / "frames" / f"{i:06d}.jpg", out / "frames" / f"{j:06d}.jpg")
@@ -71,9 +78,12 @@ def main() -> None:
     parser.add_argument("dest", type=Path)
     parser.add_argument("--every", type=int, default=2)
     parser.add_argument("--heldout-frames", type=int, default=120)
+    parser.add_argument("--keep-landmarks", action="store_true",
+                        help="keep the 478 landmarks (half precision), for G v2")  # fmt: skip
     args = parser.parse_args()
     try:
-        kept = thin(args.source, args.dest, max(1, args.every), args.heldout_frames)
+        kept = thin(args.source, args.dest, max(1, args.every), args.heldout_frames,
+                    args.keep_landmarks)  # fmt: skip
     except FreeheadError as e:
         raise SystemExit(f"thin_dataset: {e}") from None
     for name, n in kept.items():
