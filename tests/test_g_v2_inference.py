@@ -57,6 +57,7 @@ def test_no_motion_is_no_warp(reenactor, franck):
 def test_a_source_crop_past_its_photo_is_continued_not_black(reenactor, franck):
     """A portrait whose face sits at the photo's left edge: the crop runs past the photo,
     and the output there carries the photo's colours on instead of a black band."""
+    from freehead.inference.reenactor import _drawn_crop
     from freehead.perception.crop import crop_coverage
 
     photo = np.ascontiguousarray(franck[0][:, 130:])
@@ -73,7 +74,8 @@ def test_a_source_crop_past_its_photo_is_continued_not_black(reenactor, franck):
     # an aligned crop, even one enlarged to the networks' size, is all photo: nothing filled
     small = np.ascontiguousarray(crop[::2, ::2])
     aligned = reenactor.prepare_source(small, crops=True).readings[0]
-    assert aligned.coverage is None and aligned.crop.shape[0] == 2 * small.shape[0]
+    assert aligned.frame_shape is None and aligned.crop.shape[0] == 2 * small.shape[0]
+    assert _drawn_crop(aligned) is aligned.crop
 
 
 def test_free_view_turns_the_head_along_the_mesh(reenactor, franck):

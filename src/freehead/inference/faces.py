@@ -21,7 +21,7 @@ from freehead.errors import FreeheadError
 from freehead.inference.motion import FaceMotion
 from freehead.inference.networks import FaceNetworks
 from freehead.inference.smoothing import OneEuroFilter, SmoothingConfig
-from freehead.perception.crop import CropConfig, boxes_from_pose, crop_coverage, crop_image
+from freehead.perception.crop import CropConfig, boxes_from_pose, crop_image
 from freehead.perception.shape import MeanShape, fit_head_pose
 from freehead.perception.tracker import (
     Detection,
@@ -46,9 +46,10 @@ class FaceReading:
     ``keypoints`` ``(K, 3)`` E_can's p in crop coordinates; ``canonical`` ``(K, 3)``
     p_can; ``motion`` pose, expression and gaze; ``num_faces`` faces in the frame;
     ``landmarks`` ``(478, 3)`` the tracker's face mesh in crop pixels (the first pixel's
-    outer edge at 0; None where the face was not tracked); ``coverage`` ``(S, S)`` float32
-    where the crop runs past its frame (:func:`~freehead.perception.crop.crop_coverage`: 0
-    where the crop is black for want of the frame), None where every pixel is the frame's.
+    outer edge at 0; None where the face was not tracked); ``frame_shape`` the (H, W) the box
+    was cut from, None for an aligned crop, which is all image
+    (:func:`~freehead.perception.crop.crop_coverage` gives where a cut crop is black for
+    want of the frame).
     """
 
     box: np.ndarray
@@ -58,7 +59,7 @@ class FaceReading:
     motion: FaceMotion
     num_faces: int
     landmarks: np.ndarray | None = None
-    coverage: np.ndarray | None = None
+    frame_shape: tuple[int, int] | None = None
 
 
 class FaceReader:
@@ -187,13 +188,10 @@ class FaceReader:
         with clock.stage("crop"):
             box = self.box(landmarks)
             crop = crop_image(frame, box, self.crop_size)
-            coverage = None
-            if _runs_past(box, frame.shape):
-                coverage = crop_coverage(frame.shape, box, self.crop_size)
         read = self.networks.read_crop(crop)
         mesh = crop_landmarks(landmarks, box, self.crop_size)
         return FaceReading(box, crop, read.keypoints, read.canonical, read.motion, count, mesh,
-                           coverage)  # fmt: skip
+                           frame.shape[:2])  # fmt: skip
 
     def close(self) -> None:
         for part in (self._tracker, self._still, self._detector):
@@ -215,14 +213,6 @@ def describe_faces(faces: tuple[np.ndarray, ...], separator: str = "; ") -> str:
         f"{i}: {np.ptp(f[:, 0]):.0f} px wide at ({f[:, 0].mean():.0f}, {f[:, 1].mean():.0f})"
         for i, f in enumerate(faces)
     )
-
-
-def _runs_past(box: np.ndarray, frame_shape: tuple[int, ...]) -> bool:
-    """Whether the square ``box`` (cx, cy, side) reaches a pixel beyond the frame (within
-    a pixel of its edge, where the crop's bilinear samples already blend with black)."""
-    h, w = frame_shape[:2]
-    half = float(box[2]) / 2 + 1.0
-    return bool(box[0] - half < 0 or box[1] - half < 0 or box[0] + half > w or box[1] + half > h)
 
 
 def crop_landmarks(landmarks: np.ndarray, box: np.ndarray, size: int) -> np.ndarray:

@@ -38,7 +38,7 @@ from freehead.inference.networks import FaceNetworks, SourceEncoding
 from freehead.inference.read_ahead import run_ahead
 from freehead.inference.smoothing import OneEuroFilter, SmoothingConfig
 from freehead.media import as_rgb8
-from freehead.perception.crop import fill_uncovered, paste_back
+from freehead.perception.crop import crop_coverage, fill_uncovered, paste_back
 
 log = logging.getLogger(__name__)
 
@@ -220,10 +220,13 @@ def _drawn_crop(reading: FaceReading) -> np.ndarray:
     """The source crop G and the warp draw from: the reading's crop, with the part past the
     photo (black there, as the estimators were trained) filled from the photo's hair and
     background."""
-    if reading.coverage is None:
+    if reading.frame_shape is None:
         return reading.crop
-    mask = face_mask([reading.keypoints], reading.crop.shape[0])
-    return fill_uncovered(reading.crop, reading.coverage, mask)
+    size = reading.crop.shape[0]
+    coverage = crop_coverage(reading.frame_shape, reading.box, size)
+    if coverage.min() >= 1.0:
+        return reading.crop
+    return fill_uncovered(reading.crop, coverage, face_mask([reading.keypoints], size))
 
 
 def _no_face(name: str, faces: tuple[np.ndarray, ...], face_index: int) -> FreeheadError:

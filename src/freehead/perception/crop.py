@@ -158,7 +158,6 @@ def fill_uncovered(
     crop: np.ndarray,
     coverage: np.ndarray,
     keep_out: np.ndarray | None = None,
-    min_side: int = 2,
 ) -> np.ndarray:
     """The crop ``(S, S, C)`` uint8 with the parts outside its frame (``coverage``
     ``(S, S)`` < 1, see :func:`crop_coverage`) filled by a smooth continuation of the
@@ -176,18 +175,18 @@ def fill_uncovered(
         outside = weight * (1.0 - np.clip(keep_out, 0.0, 1.0)).astype(np.float32)
         source = outside if outside.sum() > 0.01 * weight.sum() else weight
     premultiplied = crop.astype(np.float32) * (source / np.maximum(weight, 1e-6))[..., None]
-    colour = _push_pull(premultiplied, source, min_side)
+    colour = _push_pull(premultiplied, source)
     filled = crop.astype(np.float32) + (1.0 - weight)[..., None] * colour
     return np.clip(np.rint(filled), 0, 255).astype(np.uint8)
 
 
-def _push_pull(premultiplied: np.ndarray, weight: np.ndarray, min_side: int) -> np.ndarray:
+def _push_pull(premultiplied: np.ndarray, weight: np.ndarray) -> np.ndarray:
     """``(H, W, C)`` colours everywhere from colours ``premultiplied`` by ``weight``
     ``(H, W)`` in [0, 1]: where the weight is at least 1/2 the pixel's own colour, elsewhere
     blended towards the next coarser level's estimate."""
     h, w = weight.shape
     own = premultiplied / np.maximum(weight, 1e-6)[..., None]
-    if weight.min() >= 0.5 or min(h, w) <= min_side:
+    if weight.min() >= 0.5 or min(h, w) <= 2:
         if weight.max() <= 0.0:
             return np.zeros_like(premultiplied)
         mean = premultiplied.reshape(-1, premultiplied.shape[-1]).sum(0) / weight.sum()
@@ -196,7 +195,6 @@ def _push_pull(premultiplied: np.ndarray, weight: np.ndarray, min_side: int) -> 
     coarse = _push_pull(
         cv2.resize(premultiplied, half, interpolation=cv2.INTER_AREA).reshape(half[1], half[0], -1),
         cv2.resize(weight, half, interpolation=cv2.INTER_AREA),
-        min_side,
     )
     up = cv2.resize(coarse, (w, h), interpolation=cv2.INTER_LINEAR).reshape(h, w, -1)
     confidence = np.clip(2.0 * weight, 0.0, 1.0)[..., None]
